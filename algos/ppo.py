@@ -1,0 +1,119 @@
+"""PPO: Proximal Policy Optimization (Schulman et al. 2017, arXiv:1707.06347).
+
+The clipped surrogate, optional value clipping, entropy bonus, gradient-norm clipping,
+linear learning-rate annealing and early stopping on a target KL, with the
+implementation details of openai/baselines ppo2 as CleanRL documents them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from algos.onpolicy import OnPolicyAlgorithm, OnPolicyConfig
+from buffers import RolloutBuffer
+
+
+@dataclass
+class PPOConfig(OnPolicyConfig):
+    """PPO settings; the defaults are CleanRL's MuJoCo ones (`ppo_continuous_action.py`)."""
+
+    learning_rate: float = 3e-4
+    anneal_lr: bool = True
+    num_minibatches: int = 32
+    update_epochs: int = 10
+    clip_coef: float = 0.2
+    clip_vloss: bool = True
+    norm_adv: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+    """stop the epoch loop once the approximate KL exceeds this (None: never)"""
+    adam_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_minibatches < 1 or self.update_epochs < 1:
+            raise ValueError("num_minibatches and update_epochs must be >= 1")
+
+
+
+def clipped_surrogate_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float) -> torch.Tensor:
+    """L^CLIP = -E[min(r A, clip(r, 1-eps, 1+eps) A)]  (Schulman et al. 2017, eq. 7)."""
+    ratio = log_ratio.exp()
+    return -torch.min(ratio * advantages, ratio.clamp(1 - clip_coef, 1 + clip_coef) * advantages).mean()
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float | None) -> torch.Tensor:
+    """0.5 * (V - R)^2, optionally the pessimistic clipped form of baselines ppo2."""
+    unclipped = (values - returns) ** 2
+    if clip is None:
+        return 0.5 * unclipped.mean()
+    clipped = (old_values + (values - old_values).clamp(-clip, clip) - returns) ** 2
+    return 0.5 * torch.max(unclipped, clipped).mean()
+
+
+class PPO(OnPolicyAlgorithm):
+    """Proximal Policy Optimization with the clipped surrogate; works with any StochasticPolicy."""
+
+    config_class = PPOConfig
+    config: PPOConfig
+
+    def _setup(self) -> None:
+        params = list(self.policy.parameters()) + list(self.critic.parameters())
+        self.optimizers["adam"] = torch.optim.Adam(params, lr=self.config.learning_rate, eps=self.config.adam_eps)
+
+    def policy_loss(self, log_ratio: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+        return clipped_surrogate_loss(log_ratio, advantages, self.config.clip_coef)
+
+    def update(self, buffer: RolloutBuffer, progress: float) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        opt = self.optimizers["adam"]
+        lr = cfg.learning_rate * (1.0 - progress) if cfg.anneal_lr else cfg.learning_rate
+        for group in opt.param_groups:
+            group["lr"] = lr
+        params = [p for g in opt.param_groups for p in g["params"]]
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        for _ in range(cfg.update_epochs):
+            for mb in buffer.minibatches(cfg.num_minibatches):
+                log_ratio = self.policy.log_ratio(mb["obs"], mb["actions"], buffer.stored_of(mb))
+                adv = mb["advantages"]
+                if cfg.norm_adv:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                pg_loss = self.policy_loss(log_ratio, adv)
+                v_loss = value_loss(self.critic(mb["obs"]), mb["values"], mb["returns"], cfg.clip_coef if cfg.clip_vloss else None)
+                entropy = self.policy.entropy(mb["obs"])
+                ent = entropy.mean() if entropy is not None else torch.zeros((), device=self.device)
+                loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                opt.step()
+                with torch.no_grad():
+                    ratio = log_ratio.exp()
+                    stats = {
+                        "policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": ent.detach(),
+                        "approx_kl": ((ratio - 1) - log_ratio).mean(),  # k3 estimator (Schulman 2020, "Approximating KL")
+                        "clipfrac": ((ratio - 1).abs() > cfg.clip_coef).float().mean(),
+                        "ratio_deviation": (ratio - 1).abs().mean(),
+                    }
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0) + v
+                count += 1
+            # Early stop on the last minibatch's KL: one host sync per epoch, only when asked for.
+            if cfg.target_kl is not None and float(stats["approx_kl"]) > cfg.target_kl:
+                break
+        metrics = {k: v / count for k, v in sums.items()}
+        metrics["explained_variance"] = explained_variance(buffer.values.flatten(), buffer.returns.flatten())
+        metrics["learning_rate"] = torch.tensor(lr)
+        return metrics
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """1 - Var[R - V] / Var[R]: 1 is a perfect critic, 0 a constant one."""
+    var = returns.var()
+    return torch.where(var > 0, 1 - (returns - values).var() / var, torch.zeros_like(var))

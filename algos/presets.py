@@ -1,0 +1,50 @@
+"""Named hyperparameter sets, ``<Algo>Config.preset(name)``: one place for every tuned number.
+
+Each entry overrides the config's defaults. Sources: CleanRL (``ppo.py``,
+``ppo_continuous_action.py``), the SPO repository, sb3-contrib and rl-zoo; the fast
+classic-control sets were tuned here with ``scripts/bench_onpolicy.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "PPOConfig": {
+        "mujoco": {},  # the defaults are CleanRL's MuJoCo settings
+        "classic": dict(num_steps=128, learning_rate=2.5e-4, num_minibatches=4, update_epochs=4, ent_coef=0.01,
+                        normalize_obs=False, normalize_reward=False),  # CleanRL ppo.py
+        "cartpole": dict(num_steps=128, learning_rate=1e-3, num_minibatches=4, update_epochs=10, ent_coef=0.0,
+                         normalize_reward=False),
+        "pendulum": dict(num_steps=128, learning_rate=1e-3, num_minibatches=4, update_epochs=10, gamma=0.9),
+    },
+    "SPOConfig": {
+        "mujoco": {},
+        "deep": dict(actor_hidden=(256, 256, 128, 128, 64, 64), num_minibatches=4),  # the paper's 7-layer actor
+        "cartpole": dict(num_steps=128, learning_rate=1e-3, num_minibatches=4, update_epochs=10, ent_coef=0.0,
+                         normalize_reward=False),
+        "pendulum": dict(num_steps=128, learning_rate=1e-3, num_minibatches=4, update_epochs=10, gamma=0.9),
+    },
+    "TRPOConfig": {
+        "mujoco": {},  # sb3-contrib defaults
+        "cartpole": dict(num_steps=256, normalize_reward=False),
+        "pendulum": dict(num_steps=256, gamma=0.9),
+    },
+}
+
+
+# Copies of the env the fast classic-control presets were tuned with (batched tensor envs
+# make many copies cheap); a preset only holds config fields, so this lives beside them.
+RECOMMENDED_NUM_ENVS: dict[tuple[str, str], int] = {
+    ("PPO", "CartPole-v1"): 8, ("PPO", "Pendulum-v1"): 8,
+    ("SPO", "CartPole-v1"): 8, ("SPO", "Pendulum-v1"): 8,
+    ("TRPO", "CartPole-v1"): 8, ("TRPO", "Pendulum-v1"): 8,
+}
+
+
+def preset(config_cls: type, name: str) -> Any:
+    """``config_cls(**PRESETS[config_cls.__name__][name])`` with a clear error for unknown names."""
+    table = PRESETS.get(config_cls.__name__, {})
+    if name not in table:
+        raise ValueError(f"unknown preset {name!r} for {config_cls.__name__}; available: {sorted(table)}")
+    return config_cls(**table[name])

@@ -1,0 +1,206 @@
+"""On-policy stochastic policies and the seam the on-policy algorithms are written against.
+
+PPO, TRPO and SPO never touch a distribution object directly when collecting data or
+computing the surrogate: they call
+
+- ``explore(obs) -> (actions, stored)`` during rollouts; the rollout buffer keeps every
+  tensor of ``stored`` per step (leading dim N) and hands it back unchanged;
+- ``log_ratio(obs, actions, stored)`` in the update, ``log pi_new(a|s) - log pi_old(a|s)``;
+- ``entropy(obs)`` for an entropy bonus, when the policy has one in closed form.
+
+For Gaussian and categorical policies ``stored`` is ``{"log_prob": [N]}``; a diffusion
+policy would store its denoising chain and a flow policy its ``(tau, noise)`` samples, and
+compute ``log_ratio`` (or a surrogate of it) from them, with no change to the algorithms.
+Only TRPO additionally needs ``distribution(obs)`` (for the KL and Fisher-vector products),
+which the closed-form policies below provide.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Sequence
+
+import gymnasium as gym
+import torch
+import torch.nn as nn
+from torch import Tensor
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+from nets.heads import CategoricalHead, DiagGaussianHead
+from nets.mlp import body_out_dim, mlp_body
+
+
+class StochasticPolicy(nn.Module, abc.ABC):
+    """Abstract on-policy policy: the interface between a policy and PPO/TRPO/SPO.
+
+    Implementations must be batched over a leading dim and device-agnostic.
+
+    - ``act(obs, deterministic)`` -> actions ``[B, ...]`` for evaluation (no gradient);
+    - ``explore(obs)`` -> ``(actions, stored)``: sampled actions plus the dict of tensors,
+      each with leading dim ``B``, that ``log_ratio`` will need later (no gradient);
+    - ``log_ratio(obs, actions, stored)`` -> ``[B]``, ``log pi_theta(a|s) - log pi_old(a|s)``,
+      differentiable w.r.t. the current parameters; 0 when the parameters have not changed;
+    - ``entropy(obs)`` -> ``[B]`` or ``None`` when there is no closed form.
+    """
+
+    @abc.abstractmethod
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """Actions for ``obs``: the mode when ``deterministic``, else a sample."""
+
+    @abc.abstractmethod
+    def explore(self, obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Sample rollout actions and return what must be stored per step to evaluate them later."""
+
+    @abc.abstractmethod
+    def log_ratio(self, obs: Tensor, actions: Tensor, stored: dict[str, Tensor]) -> Tensor:
+        """``log(pi_new(a|s) / pi_old(a|s))`` per sample ``[B]``, differentiable w.r.t. the parameters."""
+
+    def entropy(self, obs: Tensor) -> Tensor | None:
+        """Per-sample entropy ``[B]``, or ``None`` when it has no closed form."""
+        return None
+
+    def forward(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        return self.act(obs, deterministic)
+
+
+def _stored_log_prob(stored: dict[str, Tensor]) -> Tensor:
+    try:
+        return stored["log_prob"]
+    except KeyError:
+        raise KeyError(
+            f"stored must hold the 'log_prob' returned by explore(); got keys {sorted(stored)}"
+        ) from None
+
+
+class GaussianPolicy(StochasticPolicy):
+    """Diagonal Gaussian policy over unbounded actions (PPO/TRPO for continuous control).
+
+    Actions are not squashed or clipped: bounding them is the env side's job (a
+    RescaleAction/ClipAction wrapper), as in CleanRL and SB3, so the log-probabilities are
+    exactly those of the Gaussian. ``log_std`` is a state-independent parameter by default.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: str | type[nn.Module] = "tanh",
+        layer_norm: bool = False,
+        state_dependent_std: bool = False,
+        log_std_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
+        self.body = mlp_body(obs_dim, hidden, activation, layer_norm)
+        self.head = DiagGaussianHead(
+            body_out_dim(obs_dim, hidden), act_dim, state_dependent_std=state_dependent_std, log_std_init=log_std_init
+        )
+
+    def distribution(self, obs: Tensor) -> Distribution:
+        """``Independent(Normal(mean, std), 1)``: log_prob and entropy sum over the action dims."""
+        mean, log_std = self.head(self.body(obs))
+        # validate_args=False: the checks would force a host sync on accelerators.
+        return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """``log pi(a|s)`` summed over action dims, ``[B]``."""
+        return self.distribution(obs).log_prob(actions)
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        if deterministic:
+            return self.head(self.body(obs))[0]
+        return self.distribution(obs).sample()
+
+    @torch.no_grad()
+    def explore(self, obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        dist = self.distribution(obs)
+        actions = dist.sample()
+        return actions, {"log_prob": dist.log_prob(actions)}
+
+    def log_ratio(self, obs: Tensor, actions: Tensor, stored: dict[str, Tensor]) -> Tensor:
+        # PPO's ratio r_t = pi_theta(a|s) / pi_old(a|s) in log space (Schulman et al. 2017, eq. 6).
+        return self.log_prob(obs, actions) - _stored_log_prob(stored)
+
+    def entropy(self, obs: Tensor) -> Tensor:
+        return self.distribution(obs).entropy()
+
+
+class CategoricalPolicy(StochasticPolicy):
+    """Categorical policy over ``n_actions`` discrete actions; actions are int64 ``[B]``."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: str | type[nn.Module] = "tanh",
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
+        self.body = mlp_body(obs_dim, hidden, activation, layer_norm)
+        self.head = CategoricalHead(body_out_dim(obs_dim, hidden), n_actions)
+
+    def distribution(self, obs: Tensor) -> Categorical:
+        """``Categorical(logits=...)`` over the actions."""
+        return Categorical(logits=self.head(self.body(obs)), validate_args=False)
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """``log pi(a|s)``, ``[B]``; ``actions`` are cast to int64 (a float buffer is tolerated)."""
+        return self.distribution(obs).log_prob(actions.long())
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        if deterministic:
+            return self.head(self.body(obs)).argmax(dim=-1)
+        return self.distribution(obs).sample()
+
+    @torch.no_grad()
+    def explore(self, obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        dist = self.distribution(obs)
+        actions = dist.sample()
+        return actions, {"log_prob": dist.log_prob(actions)}
+
+    def log_ratio(self, obs: Tensor, actions: Tensor, stored: dict[str, Tensor]) -> Tensor:
+        # PPO's ratio r_t = pi_theta(a|s) / pi_old(a|s) in log space (Schulman et al. 2017, eq. 6).
+        return self.log_prob(obs, actions) - _stored_log_prob(stored)
+
+    def entropy(self, obs: Tensor) -> Tensor:
+        return self.distribution(obs).entropy()
+
+
+_GAUSSIAN_ONLY = ("state_dependent_std", "log_std_init")
+_SUPPORTED = "observations: a 1-D gymnasium.spaces.Box; actions: a 1-D Box (Gaussian) or a Discrete starting at 0 (categorical)"
+
+
+def make_policy(observation_space: gym.Space, action_space: gym.Space, **kwargs: Any) -> StochasticPolicy:
+    """Build the policy for single-env spaces: Box actions -> ``GaussianPolicy``, Discrete -> ``CategoricalPolicy``.
+
+    ``kwargs`` go to the policy constructor (``hidden``, ``activation``, ``layer_norm``,
+    and for Gaussians ``state_dependent_std``, ``log_std_init``; the latter two are ignored
+    for discrete actions so one config can serve both). Any other space raises ``ValueError``.
+    Pass the *single-env* spaces (``env.single_observation_space``), not the batched ones.
+    """
+    if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
+        raise ValueError(
+            f"unsupported observation space {observation_space!r} ({type(observation_space).__name__}); "
+            f"supported: {_SUPPORTED}. (Batched spaces from a vector env? pass env.single_observation_space.)"
+        )
+    obs_dim = int(observation_space.shape[0])
+    if isinstance(action_space, gym.spaces.Box):
+        if len(action_space.shape) != 1:
+            raise ValueError(
+                f"unsupported action space {action_space!r}: Box actions must be 1-D; supported: {_SUPPORTED}. "
+                "(Batched spaces from a vector env? pass env.single_action_space.)"
+            )
+        return GaussianPolicy(obs_dim, int(action_space.shape[0]), **kwargs)
+    if isinstance(action_space, gym.spaces.Discrete):
+        if int(action_space.start) != 0:
+            raise ValueError(f"unsupported action space {action_space!r}: Discrete must start at 0; supported: {_SUPPORTED}")
+        kwargs = {k: v for k, v in kwargs.items() if k not in _GAUSSIAN_ONLY}
+        return CategoricalPolicy(obs_dim, int(action_space.n), **kwargs)
+    raise ValueError(
+        f"unsupported action space {action_space!r} ({type(action_space).__name__}); supported: {_SUPPORTED}"
+    )

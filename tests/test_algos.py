@@ -1,0 +1,241 @@
+"""PPO, TRPO and SPO: learning, the losses' defining properties, checkpoints, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import gymnasium as gym
+import pytest
+import torch
+
+import vecenvs
+from algos import PPO, SPO, TRPO, PPOConfig, SPOConfig, TRPOConfig, TrainingDivergedError
+from algos.spo import spo_loss
+from algos.ppo import clipped_surrogate_loss
+from algos.trpo import conjugate_gradient
+from algos.checkpoint import atomic_save
+from torch.distributions import kl_divergence
+
+ALGOS = {"ppo": PPO, "spo": SPO, "trpo": TRPO}
+
+
+def learn_until(agent, eval_env, threshold: float, budget: int, chunk: int) -> float:
+    """Train in chunks until the deterministic eval return reaches ``threshold`` (no time limit)."""
+    ret = -math.inf
+    while agent.global_step < budget:
+        agent.learn(agent.global_step + chunk, progress=False)
+        ret = agent.evaluate(eval_env)["return_mean"]
+        if ret >= threshold:
+            break
+    return ret
+
+
+@pytest.mark.parametrize("name", ["ppo", "spo", "trpo"])
+def test_learns_cartpole(name):
+    cls = ALGOS[name]
+    env = vecenvs.make("CartPole-v1", num_envs=8, seed=0)
+    agent = cls(env, cls.config_class.preset("cartpole"))
+    ret = learn_until(agent, vecenvs.make("CartPole-v1", num_envs=10, seed=123), 475, budget=400_000, chunk=20_000)
+    assert ret >= 475, f"{name} reached only {ret} on CartPole-v1"
+
+
+@pytest.mark.parametrize("name", ["ppo", "spo", "trpo"])
+def test_learns_pendulum(name):
+    cls = ALGOS[name]
+    env = vecenvs.make("Pendulum-v1", num_envs=16, seed=0)
+    agent = cls(env, cls.config_class.preset("pendulum"))
+    ret = learn_until(agent, vecenvs.make("Pendulum-v1", num_envs=10, seed=123), -250, budget=600_000, chunk=30_000)
+    assert ret >= -250, f"{name} reached only {ret} on Pendulum-v1"
+
+
+# --- the losses -------------------------------------------------------------------------
+
+def _grad_wrt_ratio(loss_fn, r: float, a: float, eps: float = 0.2) -> float:
+    log_ratio = torch.tensor([math.log(r)], dtype=torch.float64, requires_grad=True)
+    loss = loss_fn(log_ratio, torch.tensor([a], dtype=torch.float64), eps)
+    (g,) = torch.autograd.grad(loss, log_ratio)
+    return -g.item() / r  # d(-loss)/dr = d(-loss)/dlog r / r
+
+
+@pytest.mark.parametrize("a", [1.7, -0.6])
+def test_spo_gradient_equals_advantage_at_ratio_one(a):
+    assert _grad_wrt_ratio(spo_loss, 1.0, a) == pytest.approx(a, rel=1e-9)
+    assert _grad_wrt_ratio(clipped_surrogate_loss, 1.0, a) == pytest.approx(a, rel=1e-9)
+
+
+def test_spo_gradient_points_back_beyond_the_trust_region():
+    eps = 0.2
+    # A > 0: the objective's maximum is at r = 1 + eps; beyond it the ascent direction lowers r.
+    assert _grad_wrt_ratio(spo_loss, 1 + eps + 0.1, 1.0, eps) < 0
+    assert _grad_wrt_ratio(spo_loss, 1 + eps, 1.0, eps) == pytest.approx(0.0, abs=1e-9)
+    assert _grad_wrt_ratio(spo_loss, 1 + eps - 0.1, 1.0, eps) > 0
+    # A < 0: the maximum is at r = 1 - eps; below it the ascent direction raises r.
+    assert _grad_wrt_ratio(spo_loss, 1 - eps - 0.1, -1.0, eps) > 0
+    assert _grad_wrt_ratio(spo_loss, 1 - eps + 0.1, -1.0, eps) < 0
+    # PPO's clip gives no gradient there at all: the contrast SPO is built on.
+    assert _grad_wrt_ratio(clipped_surrogate_loss, 1 + eps + 0.1, 1.0, eps) == 0.0
+
+
+def test_conjugate_gradient_solves_spd_system():
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    F = m @ m.T + 0.5 * torch.eye(6, dtype=torch.float64)
+    b = torch.randn(6, generator=g, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: F @ v, b, iters=20)
+    torch.testing.assert_close(F @ x, b, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_trpo_update_respects_trust_region_and_improves_surrogate(env_id):
+    env = vecenvs.make(env_id, num_envs=8, seed=1)
+    cfg = TRPOConfig(num_steps=128, max_kl=0.01)
+    agent = TRPO(env, cfg)
+    for _ in range(3):
+        agent.collect()
+        data = agent.buffer.flat()
+        obs, actions, stored = data["obs"], data["actions"], agent.buffer.stored_of(data)
+        adv = data["advantages"]
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        with torch.no_grad():
+            surr_before = (agent.policy.log_ratio(obs, actions, stored).exp() * adv).mean()
+            old_params = [p.clone() for p in agent.policy.parameters()]
+        metrics = agent.update(agent.buffer, progress=0.0)
+        with torch.no_grad():
+            new_dist = agent.policy.distribution(obs)
+            # rebuild the old distribution from the saved parameters
+            new_params = [p.clone() for p in agent.policy.parameters()]
+            for p, q in zip(agent.policy.parameters(), old_params):
+                p.copy_(q)
+            old_dist = agent.policy.distribution(obs)
+            for p, q in zip(agent.policy.parameters(), new_params):
+                p.copy_(q)
+            kl = kl_divergence(old_dist, new_dist).mean().item()
+            surr_after = (agent.policy.log_ratio(obs, actions, stored).exp() * adv).mean()
+        assert kl <= 1.5 * cfg.max_kl
+        assert surr_after >= surr_before - 1e-7
+        assert metrics["kl"].item() == pytest.approx(kl, rel=1e-4, abs=1e-8)
+
+
+# --- checkpoints ------------------------------------------------------------------------
+
+def _small(cls):
+    cfg = cls.config_class(num_steps=32, seed=3, **({"num_minibatches": 4, "update_epochs": 2} if cls is not TRPO else {"critic_epochs": 2}))
+    return cfg
+
+
+class _CrashAt:
+    """A logger that kills the run when it reaches ``step`` (after the earlier checkpoints)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def log(self, step: int, metrics: dict) -> None:
+        if step >= self.step:
+            raise KeyboardInterrupt("simulated crash")
+
+
+@pytest.mark.parametrize("name", ["ppo", "spo", "trpo"])
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_exact_resume(name, env_id, tmp_path):
+    """2 updates, save, load, 2 more == 4 straight updates (same total, so the same lr schedule)."""
+    cls = ALGOS[name]
+    per_update = 32 * 4
+    total = 4 * per_update
+    straight = cls(vecenvs.make(env_id, num_envs=4, seed=5), _small(cls))
+    straight.learn(total, progress=False)
+
+    crashed = cls(vecenvs.make(env_id, num_envs=4, seed=5), _small(cls))
+    ckpt = tmp_path / "ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        crashed.learn(total, logger=_CrashAt(3 * per_update), checkpoint_path=ckpt, checkpoint_every=2 * per_update, progress=False)
+    torch.manual_seed(999)  # disturb the global RNG: load must restore it
+    resumed = cls.load(ckpt, env=vecenvs.make(env_id, num_envs=4, seed=77))
+    assert resumed.global_step == 2 * per_update
+    resumed.learn(total, progress=False)
+
+    assert resumed.global_step == straight.global_step
+    for m in ("policy", "critic"):
+        for (k, a), b in zip(straight.modules()[m].state_dict().items(), resumed.modules()[m].state_dict().values()):
+            assert torch.equal(a, b), f"{m}.{k} differs after resume"
+    torch.testing.assert_close(straight.obs_rms.mean, resumed.obs_rms.mean, rtol=0, atol=0)
+
+
+def test_checkpoint_reloads_for_evaluation_with_same_return(tmp_path):
+    env = vecenvs.make("Pendulum-v1", num_envs=8, seed=0)
+    agent = PPO(env, PPOConfig(num_steps=64, num_minibatches=4, update_epochs=2))
+    agent.learn(3 * 64 * 8, progress=False)
+    path = agent.save(tmp_path / "agent.pt")
+    loaded = PPO.load(path)  # no env: ready to act
+    eval_env = vecenvs.make("Pendulum-v1", num_envs=5, seed=42)
+    a = agent.evaluate(eval_env, seed=7)["return_mean"]
+    b = loaded.evaluate(eval_env, seed=7)["return_mean"]
+    assert a == b
+    obs = torch.randn(6, 3)
+    torch.testing.assert_close(agent.act(obs, deterministic=True), loaded.act(obs, deterministic=True))
+    # the normaliser is part of the checkpoint: without it the actions would differ
+    assert not torch.equal(loaded.obs_rms.mean, torch.zeros(3, dtype=torch.float64))
+
+
+def test_load_into_mismatched_env_names_both_shapes(tmp_path):
+    agent = PPO(vecenvs.make("Pendulum-v1", num_envs=2), PPOConfig(num_steps=8, num_minibatches=1, update_epochs=1))
+    agent.save(tmp_path / "p.pt")
+    with pytest.raises(ValueError, match=r"\(3,\).*\(4,\)|\(4,\).*\(3,\)"):
+        PPO.load(tmp_path / "p.pt", env=vecenvs.make("CartPole-v1", num_envs=2))
+    with pytest.raises(ValueError, match="PPO"):
+        TRPO.load(tmp_path / "p.pt")
+
+
+def test_unsupported_action_space_fails_at_construction():
+    class MultiDiscreteEnv(gym.vector.VectorEnv):
+        def __init__(self):
+            self.num_envs = 2
+            self.device = torch.device("cpu")
+            self.single_observation_space = gym.spaces.Box(-1, 1, (3,))
+            self.single_action_space = gym.spaces.MultiDiscrete([2, 3])
+
+    with pytest.raises(ValueError, match="MultiDiscrete"):
+        PPO(MultiDiscreteEnv(), PPOConfig())
+
+
+def test_nan_stops_training_and_keeps_last_checkpoint(tmp_path):
+    env = vecenvs.make("Pendulum-v1", num_envs=4, seed=0)
+    agent = PPO(env, PPOConfig(num_steps=16, num_minibatches=2, update_epochs=1))
+    ckpt = tmp_path / "last.pt"
+    agent.learn(2 * 64, checkpoint_path=ckpt, checkpoint_every=64, progress=False)
+    before = ckpt.read_bytes()
+    with torch.no_grad():
+        next(agent.critic.parameters()).fill_(float("nan"))
+    with pytest.raises(TrainingDivergedError, match="update 3"):
+        agent.learn(10 * 64, checkpoint_path=ckpt, checkpoint_every=64, progress=False)
+    assert ckpt.read_bytes() == before
+    PPO.load(ckpt)  # still a valid checkpoint
+
+
+def test_atomic_save_keeps_previous_file_on_crash(tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    atomic_save({"algo": "X", "v": 1}, path)
+    real_save = torch.save
+
+    def crashing_save(obj, f, *a, **k):
+        f.write(b"partial")
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(torch, "save", crashing_save)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save({"algo": "X", "v": 2}, path)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.load(path, weights_only=False)["v"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary left behind
+
+
+def test_act_rejects_wrong_observation_shape():
+    agent = PPO(vecenvs.make("Pendulum-v1", num_envs=2), PPOConfig(num_steps=8, num_minibatches=1))
+    with pytest.raises(ValueError, match=r"\[B, 3\]"):
+        agent.act(torch.zeros(2, 4))
+
+
+def test_config_type_is_checked():
+    with pytest.raises(TypeError, match="PPOConfig"):
+        PPO(vecenvs.make("CartPole-v1", num_envs=2), TRPOConfig())

@@ -1,0 +1,235 @@
+"""The batched tensor environment API shared by every backend.
+
+A :class:`TorchVecEnv` is a ``gymnasium.vector.VectorEnv`` whose state, actions and
+returns are torch tensors on ``env.device``. Autoreset happens in the same step
+(``AutoresetMode.SAME_STEP``): the returned observation of a finished env is already the
+first observation of its next episode, and the true last observation sits in the dense
+tensor ``info["final_obs"]``, with ``info["_final_obs"]`` marking the envs that finished.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
+from gymnasium.vector.utils import batch_space
+
+Device = str | torch.device
+
+
+def new_seed() -> int:
+    """A fresh 63-bit seed from OS entropy, for when the user gives none."""
+    return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def check_actions(
+    actions: torch.Tensor, space: gym.Space, num_envs: int, device: torch.device
+) -> torch.Tensor:
+    """Validate a batch of actions against a single-env action space.
+
+    Raises ``ValueError`` naming the expected shape, dtype and device. Discrete actions
+    must be integers in range; continuous ones floating point (out-of-bound values are
+    left to the env, which handles them exactly as gymnasium does).
+    """
+    discrete = isinstance(space, gym.spaces.Discrete)
+    expected_shape = (num_envs,) if discrete else (num_envs, *space.shape)
+    kind = "an integer dtype (e.g. torch.int64)" if discrete else "a floating dtype (e.g. torch.float32)"
+    expected = f"expected a torch.Tensor of shape {expected_shape}, {kind}, on device {device}"
+    if not isinstance(actions, torch.Tensor):
+        raise ValueError(f"actions must be a torch.Tensor, got {type(actions).__name__}; {expected}")
+    if tuple(actions.shape) != expected_shape:
+        raise ValueError(f"actions have shape {tuple(actions.shape)}; {expected}")
+    if actions.device != device:
+        raise ValueError(f"actions are on device {actions.device}; {expected}")
+    if discrete:
+        if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
+            raise ValueError(f"actions have dtype {actions.dtype}; {expected}")
+        low, high = int(space.start), int(space.start + space.n - 1)
+        if device.type == "cpu":
+            if ((actions < low) | (actions > high)).any():
+                bad = actions[(actions < low) | (actions > high)][:5].tolist()
+                raise ValueError(f"invalid discrete actions {bad}: valid actions are {low}..{high}")
+        else:  # no host sync on accelerators: the check fails at the next synchronisation
+            torch._assert_async(((actions >= low) & (actions <= high)).all(), f"discrete actions must lie in {low}..{high}")
+    elif not actions.dtype.is_floating_point:
+        raise ValueError(f"actions have dtype {actions.dtype}; {expected}")
+    return actions
+
+
+class TorchVecEnv(VectorEnv):
+    """Base class of the native tensor environments.
+
+    Subclasses describe one env as pure tensor functions over a batch of states:
+
+    - ``_initial_state(n, options)`` draws ``n`` initial states with ``self.generator``;
+    - ``_dynamics(state, action) -> (next_state, reward, terminated)``, pure and compilable;
+    - ``_observe(state) -> obs`` (float32).
+
+    This class adds the time limit, same-step autoreset with ``final_obs``, seeding,
+    action validation and the optional ``torch.compile`` of the step.
+    """
+
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    state_dim: int
+    max_episode_steps: int
+
+    def __init__(
+        self,
+        num_envs: int,
+        single_observation_space: gym.Space,
+        single_action_space: gym.Space,
+        max_episode_steps: int,
+        device: Device = "cpu",
+        seed: int | None = None,
+        dtype: torch.dtype = torch.float32,
+        compile: bool = False,
+    ) -> None:
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.max_episode_steps = int(max_episode_steps)
+        self.single_observation_space = single_observation_space
+        self.single_action_space = single_action_space
+        self.observation_space = batch_space(single_observation_space, num_envs)
+        self.action_space = batch_space(single_action_space, num_envs)
+        self.generator = torch.Generator(device=self.device)
+        self._seed = new_seed() if seed is None else int(seed)
+        self.generator.manual_seed(self._seed)
+        self.state = torch.zeros(num_envs, self.state_dim, dtype=dtype, device=self.device)
+        self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self._core: Callable = torch.compile(self._step_core, dynamic=False) if compile else self._step_core
+        self._needs_reset = True
+
+    # --- to implement -------------------------------------------------------------------
+    def _initial_state(self, n: int, options: dict[str, Any] | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _dynamics(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _observe(self, state: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- the vector API -----------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Reset all envs, or only those in ``options["reset_mask"]`` (a bool tensor [N])."""
+        if seed is not None:
+            self._seed = int(seed)
+            self.generator.manual_seed(self._seed)
+        mask = None if options is None else options.get("reset_mask")
+        if mask is None:
+            self.state = self._initial_state(self.num_envs, options)
+            self.elapsed_steps = torch.zeros_like(self.elapsed_steps)
+        else:
+            if not (isinstance(mask, torch.Tensor) and mask.dtype == torch.bool and tuple(mask.shape) == (self.num_envs,)):
+                raise ValueError(f"options['reset_mask'] must be a bool tensor of shape ({self.num_envs},)")
+            mask = mask.to(self.device)
+            self.state = torch.where(mask[:, None], self._initial_state(self.num_envs, options), self.state)
+            self.elapsed_steps = torch.where(mask, 0, self.elapsed_steps)
+        self._needs_reset = False
+        return self._observe(self.state), {}
+
+    def _step_core(self, state: torch.Tensor, elapsed: torch.Tensor, action: torch.Tensor):
+        next_state, reward, terminated = self._dynamics(state, action)
+        elapsed = elapsed + 1
+        truncated = elapsed >= self.max_episode_steps
+        return next_state, self._observe(next_state), reward, terminated, truncated, elapsed
+
+    def step(
+        self, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step()")
+        check_actions(actions, self.single_action_space, self.num_envs, self.device)
+        state, final_obs, reward, terminated, truncated, elapsed = self._core(self.state, self.elapsed_steps, actions)
+        done = terminated | truncated
+        state, elapsed, obs = self._autoreset(state, elapsed, final_obs, done)
+        self.state, self.elapsed_steps = state, elapsed
+        info = {"final_obs": final_obs, "_final_obs": done}
+        return obs, reward, terminated, truncated, info
+
+    def _autoreset(self, state, elapsed, final_obs, done):
+        if self.device.type == "cpu":
+            # The host is the device: resample only the finished rows, which is far cheaper
+            # than drawing a fresh initial state for every env on every step.
+            idx = done.nonzero().squeeze(1)
+            if idx.numel() == 0:
+                return state, elapsed, final_obs
+            state, elapsed, obs = state.clone(), elapsed.clone(), final_obs.clone()
+            fresh = self._initial_state(idx.numel(), None)
+            state[idx] = fresh
+            elapsed[idx] = 0
+            obs[idx] = self._observe(fresh)
+            return state, elapsed, obs
+        # Accelerators: draw for every row and select, so there is no host sync.
+        fresh = self._initial_state(self.num_envs, None)
+        state = torch.where(done[:, None], fresh, state)
+        elapsed = torch.where(done, 0, elapsed)
+        obs = torch.where(done[:, None], self._observe(fresh), final_obs)
+        return state, elapsed, obs
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: physics state, step counters, RNG."""
+        return {
+            "state": self.state.clone(),
+            "elapsed_steps": self.elapsed_steps.clone(),
+            "generator": self.generator.get_state(),
+            "needs_reset": self._needs_reset,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        expected = (self.num_envs, self.state_dim)
+        if tuple(state["state"].shape) != expected:
+            raise ValueError(f"env state has shape {tuple(state['state'].shape)}, expected {expected}")
+        self.state = state["state"].to(self.device, self.dtype).clone()
+        self.elapsed_steps = state["elapsed_steps"].to(self.device).clone()
+        self.generator.set_state(state["generator"])
+        self._needs_reset = bool(state["needs_reset"])
+
+    def uniform(self, n: int, low: Any, high: Any) -> torch.Tensor:
+        """``n`` rows of U(low, high) in the state dtype, drawn from this env's generator."""
+        low = torch.as_tensor(low, dtype=self.dtype, device=self.device)
+        high = torch.as_tensor(high, dtype=self.dtype, device=self.device)
+        shape = (n, *torch.broadcast_shapes(low.shape, high.shape))
+        u = torch.rand(shape, generator=self.generator, dtype=self.dtype, device=self.device)
+        return low + (high - low) * u
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_envs={self.num_envs}, device={self.device}, dtype={self.dtype})"
+
+
+class TorchVecEnvWrapper(VectorWrapper):
+    """Base of the tensor wrappers: forwards unknown public attributes to the wrapped env."""
+
+    def __init__(self, env: VectorEnv) -> None:
+        super().__init__(env)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state of the whole chain: ``{"env": inner chain, <ClassName>: own state}``."""
+        inner = self.env.state_dict() if hasattr(self.env, "state_dict") else {}
+        return {"env": inner, type(self).__name__: self._own_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if hasattr(self.env, "load_state_dict"):
+            self.env.load_state_dict(state["env"])
+        self._load_own_state(state[type(self).__name__])
+
+    def _own_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_own_state(self, state: dict[str, Any]) -> None:
+        pass

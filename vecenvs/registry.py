@@ -1,0 +1,81 @@
+"""``vecenvs.make``: one entry point for every backend.
+
+Native tensor envs register themselves here with the backends they offer. Any other
+gymnasium id goes through :class:`vecenvs.adapter.GymnasiumVecEnv`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gymnasium as gym
+import torch
+from gymnasium.vector import VectorEnv
+
+from vecenvs.core import Device
+
+
+@dataclass
+class EnvSpec:
+    """How to build one env id: a factory per backend, and how to pick the default."""
+
+    env_id: str
+    backends: dict[str, Callable[..., VectorEnv]]
+    default_backend: Callable[[torch.device], str] = field(default=lambda device: "torch")
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+
+
+def register(env_id: str, backends: dict[str, Callable[..., VectorEnv]], default_backend: Callable[[torch.device], str] | None = None) -> None:
+    """Register a native env id. Each factory is called as ``f(num_envs=, device=, seed=, **kwargs)``."""
+    spec = EnvSpec(env_id, dict(backends))
+    if default_backend is not None:
+        spec.default_backend = default_backend
+    _REGISTRY[env_id] = spec
+
+
+def registered_ids() -> list[str]:
+    """The ids with a native tensor implementation."""
+    return sorted(_REGISTRY)
+
+
+def make(
+    env_id: str,
+    num_envs: int = 1,
+    device: Device = "cpu",
+    seed: int | None = None,
+    backend: str | None = None,
+    **kwargs: Any,
+) -> VectorEnv:
+    """Make ``num_envs`` copies of ``env_id`` whose tensors live on ``device``.
+
+    Native ids get the tensor implementation (``backend=None`` picks the default for the
+    device); ``backend="gymnasium"`` forces the adapter. Other keyword arguments go to the
+    env (for native classic control: ``compile``, ``dtype``, ``max_episode_steps``).
+    Any id registered in gymnasium but not here is served by the gymnasium adapter.
+    """
+    from vecenvs.adapter import GymnasiumVecEnv  # local: the adapter imports this module's users
+
+    device = torch.device(device)
+    if env_id in _REGISTRY:
+        spec = _REGISTRY[env_id]
+        name = backend or spec.default_backend(device)
+        if name == "gymnasium" and "gymnasium" not in spec.backends:
+            return GymnasiumVecEnv(env_id, num_envs=num_envs, device=device, seed=seed, **kwargs)
+        if name not in spec.backends:
+            raise ValueError(
+                f"{env_id} has no backend {name!r}; available: {sorted(set(spec.backends) | {'gymnasium'})}"
+            )
+        return spec.backends[name](num_envs=num_envs, device=device, seed=seed, **kwargs)
+    if env_id in gym.registry:
+        if backend not in (None, "gymnasium"):
+            raise ValueError(f"{env_id} has no native implementation, so only backend='gymnasium' is available")
+        return GymnasiumVecEnv(env_id, num_envs=num_envs, device=device, seed=seed, **kwargs)
+    raise ValueError(
+        f"unknown env id {env_id!r}. Native tensor envs: {', '.join(registered_ids())}. "
+        "Any other id registered in gymnasium (e.g. 'HalfCheetah-v5', 'Hopper-v4') goes through "
+        "the gymnasium adapter; install the package that registers it (for MuJoCo: pip install "
+        "'policyopt[mujoco]')."
+    )
