@@ -26,9 +26,16 @@ class RunLogger:
     ``config`` is saved as ``config.json``. Usable as a context manager.
     """
 
-    def __init__(self, run_dir: str | Path, use_tensorboard: bool = True, config: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, run_dir: str | Path, use_tensorboard: bool = True, config: dict[str, Any] | None = None, resume_step: int | None = None
+    ) -> None:
+        """``resume_step``: a resumed run drops what was logged after its checkpoint's step."""
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        metrics_file = self.run_dir / METRICS_FILE
+        if resume_step is not None and metrics_file.is_file():
+            kept = [r for r in read_metrics(self.run_dir) if r["step"] <= resume_step]
+            metrics_file.write_text("".join(json.dumps(r) + "\n" for r in kept))
         self._start = time.perf_counter()
         if config is not None:
             # default=str: configs hold devices, paths and dtypes that json cannot encode.
@@ -38,7 +45,7 @@ class RunLogger:
         if use_tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # imported lazily: it is slow to import
 
-            self._writer = SummaryWriter(log_dir=str(self.run_dir))
+            self._writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=None if resume_step is None else resume_step + 1)
 
     def log(self, step: int, metrics: Mapping[str, float | int | torch.Tensor]) -> dict[str, Any]:
         """Record ``metrics`` at ``step``; returns the record written to ``metrics.jsonl``.

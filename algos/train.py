@@ -86,7 +86,7 @@ def train(algo_cls: type[OnPolicyAlgorithm], args: TrainArgs) -> OnPolicyAlgorit
     else:
         agent = algo_cls(env, config)
     record = {"algo": algo_cls.__name__, **_jsonable(dataclasses.asdict(args)), "algo_config": _jsonable(dataclasses.asdict(agent.config))}
-    with RunLogger(run_dir, config=record) as logger:
+    with RunLogger(run_dir, config=record, resume_step=agent.global_step if args.resume else None) as logger:
         t0 = time.perf_counter()
         agent.learn(
             args.total_steps, logger=logger, eval_env=eval_env, eval_every=args.eval_every,

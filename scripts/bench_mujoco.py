@@ -107,6 +107,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="batch steps per measurement (default: ~20k env-steps, 2k with --quick)")
     p.add_argument("--threads", type=int, default=None, help="physics threads for cpu/raw (default: min(n, cpu count))")
     p.add_argument("--quick", action="store_true", help="short measurements (numbers are noisier)")
+    p.add_argument("--repeat", type=int, default=3, help="interleaved rounds per cell; the best is kept (robust to other load)")
     p.add_argument("--no-gym", action="store_true", help="skip the Gymnasium reference")
     p.add_argument("--warp-cpu", action="store_true", help="also time the warp backend on Warp's CPU device (slow; development only)")
     a = p.parse_args()
@@ -127,12 +128,15 @@ def main() -> None:
             if a.quick and env_id.startswith("Humanoid"):
                 steps = max(10, steps // 4)
             warm = max(2, steps // 10)
-            gym_r = float("nan") if a.no_gym else bench_gym(env_id, n, max(10, steps // 2), warm)
-            vals = []
-            for b, d in backends:
-                s = max(5, steps // 20) if (b == "warp" and d == "cpu") else steps
-                vals.append(bench_vec(env_id, n, s, min(warm, s), b, d, a.threads))
-            raw = bench_raw(env_id, n, steps, warm, a.threads)
+            gym_r, vals, raw = float("nan"), [0.0] * len(backends), 0.0
+            for _ in range(max(1, a.repeat)):  # interleaved rounds, best kept: fair under shared CPUs
+                if not a.no_gym:
+                    g = bench_gym(env_id, n, max(10, steps // 2), warm)
+                    gym_r = g if gym_r != gym_r else max(gym_r, g)
+                for j, (b, d) in enumerate(backends):
+                    s = max(5, steps // 20) if (b == "warp" and d == "cpu") else steps
+                    vals[j] = max(vals[j], bench_vec(env_id, n, s, min(warm, s), b, d, a.threads))
+                raw = max(raw, bench_raw(env_id, n, steps, warm, a.threads))
             cpu = vals[0]
             line = f"{env_id:<15}{n:>5}{gym_r:>11.0f}" + "".join(f"{v:>12.0f}" for v in vals) + f"{raw:>11.0f}{cpu / gym_r:>8.2f}{100 * cpu / raw:>7.0f}%"
             print(line, flush=True)

@@ -158,7 +158,8 @@ def test_bad_actions_raise():
             env.step(torch.zeros(4, 3, device="cuda"))
 
 
-def test_nan_action_and_unstable_sim_reset_only_that_env():
+def test_nan_action_and_unstable_sim_reset_only_that_env(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MuJoCo's warning handler writes MUJOCO_LOG.TXT into the cwd
     a = vm.make_mujoco("Ant-v5", 3, seed=1, dtype=torch.float64)
     b = vm.make_mujoco("Ant-v5", 3, seed=1, dtype=torch.float64)
     a.reset(), b.reset()

@@ -10,6 +10,11 @@ gymnasium id. All of them follow the :class:`TorchVecEnv` conventions: torch ten
 from vecenvs.core import TorchVecEnv, TorchVecEnvWrapper, check_actions
 from vecenvs.registry import make, register, registered_ids
 from vecenvs import classic  # noqa: F401  (registers the classic-control ids)
+
+try:
+    from vecenvs import mujoco  # noqa: F401  (registers the MuJoCo ids; backends import mujoco lazily)
+except ImportError:
+    pass
 from vecenvs.adapter import GymnasiumVecEnv
 from vecenvs.wrappers import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, RescaleAction
 
