@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
 import torch
@@ -182,13 +182,15 @@ class OnPolicyAlgorithm:
         checkpoint_path: str | Path | None = None,
         checkpoint_every: int = 0,
         progress: bool = True,
+        callback: Callable[["OnPolicyAlgorithm", dict[str, float]], bool | None] | None = None,
     ) -> "OnPolicyAlgorithm":
         """Train until ``global_step`` (env steps) reaches ``total_steps``.
 
         Calling it again, or after :meth:`load`, continues where the last call stopped.
         Evaluation (every ``eval_every`` env steps on ``eval_env``, which must not share the
         training env's normaliser) and checkpoints (every ``checkpoint_every`` env steps) are
-        optional. A NaN or inf stops training with :class:`TrainingDivergedError` before any
+        optional. ``callback(agent, record)`` sees each update's logged record and stops
+        training early by returning ``False``. A NaN or inf stops training with :class:`TrainingDivergedError` before any
         checkpoint is written, so the last good one stays intact.
         """
         batch = self.config.num_steps * self.num_envs
@@ -221,6 +223,8 @@ class OnPolicyAlgorithm:
                     self.save(checkpoint_path)
                 bar.update(min(batch, total_steps - bar.n))
                 bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{recent_return:.1f}", refresh=False)
+                if callback is not None and callback(self, record) is False:
+                    break
         finally:
             bar.close()
         if checkpoint_path is not None:

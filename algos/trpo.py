@@ -138,12 +138,14 @@ class TRPO(OnPolicyAlgorithm):
         # Critic: Adam on the returns, minibatched (sb3-contrib: 10 epochs of 128).
         opt = self.optimizers["critic"]
         num_mb = max(1, buffer.num_samples // cfg.critic_batch_size)
+        v_loss_sum = torch.zeros((), device=self.device)
         for _ in range(cfg.critic_epochs):
             for mb in buffer.minibatches(num_mb):
                 v_loss = value_loss(self.critic(mb["obs"]), mb["values"], mb["returns"], None)
                 opt.zero_grad(set_to_none=True)
                 v_loss.backward()
                 opt.step()
+                v_loss_sum += v_loss.detach()
 
         with torch.no_grad():
             entropy = self.policy.entropy(obs)
@@ -153,7 +155,7 @@ class TRPO(OnPolicyAlgorithm):
             "kl": new_kl.detach(),
             "line_search_accepted": torch.tensor(float(accepted)),
             "step_fraction": torch.tensor(step_frac if accepted else 0.0),
-            "value_loss": v_loss.detach(),
+            "value_loss": v_loss_sum / (cfg.critic_epochs * num_mb),
             "entropy": entropy.mean() if entropy is not None else torch.zeros(()),
             "explained_variance": explained_variance(buffer.values.flatten(), buffer.returns.flatten()),
         }

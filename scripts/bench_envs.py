@@ -47,8 +47,11 @@ class Row:
     ratio: float | None = None
 
 
-def _time_loop(step: Callable[[int], None], sync: Callable[[], None], min_time: float, max_steps: int) -> tuple[float, int]:
-    """Seconds per step: grow the number of steps until a run lasts ``min_time``."""
+def _time_loop(
+    step: Callable[[int], None], sync: Callable[[], None], min_time: float, max_steps: int, repeats: int
+) -> tuple[float, int]:
+    """Seconds per step: grow the number of steps until a run lasts ``min_time``, then keep
+    the best of ``repeats`` such runs (robust to other processes on a shared machine)."""
     steps = 1
     while True:
         sync()
@@ -58,11 +61,20 @@ def _time_loop(step: Callable[[int], None], sync: Callable[[], None], min_time: 
         sync()
         dt = time.perf_counter() - t0
         if dt >= min_time or steps >= max_steps:
-            return dt / steps, steps
+            break
         steps = min(max_steps, max(steps * 2, int(steps * min_time / max(dt, 1e-9) * 1.2)))
+    best = dt
+    for _ in range(repeats - 1):
+        sync()
+        t0 = time.perf_counter()
+        for i in range(steps):
+            step(i)
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best / steps, steps
 
 
-def bench_torch(env_id: str, n: int, device: str, compile: bool, min_time: float, max_steps: int) -> Row:
+def bench_torch(env_id: str, n: int, device: str, compile: bool, min_time: float, max_steps: int, repeats: int) -> Row:
     env = vecenvs.make(env_id, n, device=device, seed=0, compile=compile)
     env.reset()
     space = env.single_action_space
@@ -81,9 +93,9 @@ def bench_torch(env_id: str, n: int, device: str, compile: bool, min_time: float
 
     for i in range(20 if compile else 5):  # warm-up: compilation, caches, allocator
         step(i)
-    per_step, steps = _time_loop(step, sync, min_time, max_steps)
+    per_step, steps = _time_loop(step, sync, min_time, max_steps, repeats)
     backend = "torch-compile" if compile else "torch-eager"
-    return Row(env_id, n, backend, device, n / per_step, f"{steps} steps")
+    return Row(env_id, n, backend, device, n / per_step, f"best of {repeats} x {steps} steps")
 
 
 def _gym_vec(env_id: str, n: int) -> tuple[gym.vector.VectorEnv, str]:
@@ -92,7 +104,7 @@ def _gym_vec(env_id: str, n: int) -> tuple[gym.vector.VectorEnv, str]:
     return gym.make_vec(env_id, n, vectorization_mode="sync"), "gym-sync"
 
 
-def bench_gym(env_id: str, n: int, min_time: float, max_steps: int) -> Row:
+def bench_gym(env_id: str, n: int, min_time: float, max_steps: int, repeats: int) -> Row:
     env, backend = _gym_vec(env_id, n)
     env.reset(seed=0)
     k = 16
@@ -104,9 +116,9 @@ def bench_gym(env_id: str, n: int, min_time: float, max_steps: int) -> Row:
 
     for i in range(3):
         step(i)
-    per_step, steps = _time_loop(step, lambda: None, min_time, max_steps)
+    per_step, steps = _time_loop(step, lambda: None, min_time, max_steps, repeats)
     env.close()
-    return Row(env_id, n, backend, "cpu", n / per_step, f"{steps} steps")
+    return Row(env_id, n, backend, "cpu", n / per_step, f"best of {repeats} x {steps} steps")
 
 
 def run(args: argparse.Namespace) -> list[Row]:
@@ -123,14 +135,14 @@ def run(args: argparse.Namespace) -> list[Row]:
                 else:
                     ref = Row(env_id, n, "gym-sync", "cpu", sync_rate[1], f"skipped; ~estimated from n={sync_rate[0]}")
             else:
-                ref = bench_gym(env_id, n, args.min_time, args.max_steps)
+                ref = bench_gym(env_id, n, args.min_time, args.max_steps, args.repeats)
                 if is_sync:
                     sync_rate = (n, ref.steps_per_s)
             rows.append(ref)
             print(_fmt(ref), flush=True)
             for device in devices:
                 for compile in args.compile_modes:
-                    row = bench_torch(env_id, n, device, compile, args.min_time, args.max_steps)
+                    row = bench_torch(env_id, n, device, compile, args.min_time, args.max_steps, args.repeats)
                     row.ratio = row.steps_per_s / ref.steps_per_s if ref.steps_per_s else None
                     rows.append(row)
                     print(_fmt(row), flush=True)
@@ -156,6 +168,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="short timings and batch sizes 1 64 4096")
     p.add_argument("--min-time", type=float, default=None, help="seconds per timed run (default 1.0, quick 0.2)")
     p.add_argument("--max-steps", type=int, default=20000)
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement; the best is kept")
     p.add_argument("--sync-max", type=int, default=4096, help="largest gymnasium SyncVectorEnv batch actually built")
     p.add_argument("--json", type=str, default=None, help="also write the rows here")
     args = p.parse_args()

@@ -16,37 +16,42 @@ from algos.spo import spo_loss
 from algos.ppo import clipped_surrogate_loss
 from algos.trpo import conjugate_gradient
 from algos.checkpoint import atomic_save
+from algos.presets import RECOMMENDED_NUM_ENVS
 from torch.distributions import kl_divergence
 
 ALGOS = {"ppo": PPO, "spo": SPO, "trpo": TRPO}
 
 
-def learn_until(agent, eval_env, threshold: float, budget: int, chunk: int) -> float:
-    """Train in chunks until the deterministic eval return reaches ``threshold`` (no time limit)."""
-    ret = -math.inf
-    while agent.global_step < budget:
-        agent.learn(agent.global_step + chunk, progress=False)
-        ret = agent.evaluate(eval_env)["return_mean"]
-        if ret >= threshold:
-            break
-    return ret
+def learn_until(agent, eval_env, threshold: float, budget: int, eval_every: int) -> float:
+    """One learn() call with a generous budget that stops once the deterministic eval return
+    reaches ``threshold`` (no time limit); returns the best evaluation seen."""
+    best = -math.inf
+
+    def stop_when_reached(_agent, record):
+        nonlocal best
+        if "eval/return" in record:
+            best = max(best, record["eval/return"])
+            return best < threshold
+
+    agent.learn(budget, eval_env=eval_env, eval_every=eval_every, callback=stop_when_reached, progress=False)
+    return best
 
 
 @pytest.mark.parametrize("name", ["ppo", "spo", "trpo"])
 def test_learns_cartpole(name):
     cls = ALGOS[name]
-    env = vecenvs.make("CartPole-v1", num_envs=8, seed=0)
+    env = vecenvs.make("CartPole-v1", num_envs=RECOMMENDED_NUM_ENVS[(cls.__name__, "CartPole-v1")], seed=0)
     agent = cls(env, cls.config_class.preset("cartpole"))
-    ret = learn_until(agent, vecenvs.make("CartPole-v1", num_envs=10, seed=123), 475, budget=400_000, chunk=20_000)
+    ret = learn_until(agent, vecenvs.make("CartPole-v1", num_envs=10, seed=123), 475, budget=300_000, eval_every=8192)
     assert ret >= 475, f"{name} reached only {ret} on CartPole-v1"
 
 
 @pytest.mark.parametrize("name", ["ppo", "spo", "trpo"])
 def test_learns_pendulum(name):
     cls = ALGOS[name]
-    env = vecenvs.make("Pendulum-v1", num_envs=16, seed=0)
+    env = vecenvs.make("Pendulum-v1", num_envs=RECOMMENDED_NUM_ENVS[(cls.__name__, "Pendulum-v1")], seed=0)
     agent = cls(env, cls.config_class.preset("pendulum"))
-    ret = learn_until(agent, vecenvs.make("Pendulum-v1", num_envs=10, seed=123), -250, budget=600_000, chunk=30_000)
+    ret = learn_until(agent, vecenvs.make("Pendulum-v1", num_envs=10, seed=123), -250, budget=500_000, eval_every=16384)
     assert ret >= -250, f"{name} reached only {ret} on Pendulum-v1"
 
 

@@ -442,3 +442,24 @@ def test_spaces_identical_to_gymnasium(env_id: str) -> None:
     assert ours.max_episode_steps == g.spec.max_episode_steps
     assert env_id in vecenvs.registered_ids()
     assert isinstance(ours, classic.CartPole if env_id.startswith("CartPole") else vecenvs.TorchVecEnv)
+
+
+def test_cartpole_sutton_barto_reward() -> None:
+    """gymnasium's ``sutton_barto_reward=True``: 0 per step, -1 on the terminating step."""
+    rng = np.random.default_rng(10)
+    n = 64
+    ours = vecenvs.make("CartPole-v1", n, dtype=torch.float64, sutton_barto_reward=True)
+    ours.reset(seed=0)
+    start = _states("CartPole-v1", rng, n)
+    _set_rows(ours, np.arange(n), start)
+    actions = rng.integers(0, 2, size=n)
+    results = []
+    for s, a in zip(start, actions):
+        g = gym.make("CartPole-v1", sutton_barto_reward=True).unwrapped
+        g.reset(seed=0)
+        _set_gym_state(g, s)
+        results.append(g.step(int(a)))
+    _, rew, term, _, _ = ours.step(torch.as_tensor(actions))
+    np.testing.assert_array_equal(term.numpy(), [r[2] for r in results])
+    np.testing.assert_array_equal(rew.numpy(), [r[1] for r in results])
+    assert term.any() and not term.all()

@@ -16,6 +16,7 @@ elementary functions agree.
 from __future__ import annotations
 
 import math
+import types
 from typing import Any, Callable
 
 import numpy as np
@@ -50,19 +51,77 @@ def _to_float(x: Any) -> float:
         raise ValueError(f"An option ({x}) could not be converted to a float.") from e
 
 
+# Layout: the state is an [N, state_dim] tensor stored column-major (the transpose of a
+# contiguous [state_dim, N] buffer), so each state variable is a contiguous vector. That is
+# what lets inductor vectorize the fused step (it leaves stride-`state_dim` loads scalar), and
+# eager unary math on strided columns is far slower than on contiguous ones. Any layout is
+# accepted as input (e.g. a state set by hand); the envs always produce this one.
 def _columns(state: Tensor) -> tuple[Tensor, ...]:
-    """The state's columns as contiguous tensors.
-
-    Unary math (``sin``/``cos``) on a strided column view is ~1000x slower on CPU than
-    on a contiguous one (torch 2.x), so one transposing copy pays for itself.
-    """
+    """The state's columns as contiguous vectors (free for the column-major layout)."""
     return state.t().contiguous().unbind(0)
+
+
+def _pack(columns: tuple[Tensor, ...] | list[Tensor]) -> Tensor:
+    """Columns -> an [N, d] state in the column-major layout."""
+    return torch.stack(tuple(columns), dim=0).t()
+
+
+def _obs(columns: tuple[Tensor, ...] | list[Tensor]) -> Tensor:
+    """Columns -> a contiguous [N, d] float32 observation (a new tensor, never the state)."""
+    return torch.stack(tuple(columns), dim=1).to(torch.float32)
+
+
+def _inductor_options() -> dict[str, Any]:
+    # Parallelise a fused kernel only from 32768 elements per thread (ATen's grain size):
+    # inductor's default (512) spreads a 4096-env step over OpenMP threads, which costs
+    # more than it saves and stalls whenever another process holds a core.
+    return {"cpp.min_chunk_size": 32768}
+
+
+def _private_code_copy(fn: Callable) -> Callable:
+    """A copy of function ``fn`` with its own code object, hence its own dynamo cache."""
+    _private_code_copy.count += 1
+    code = fn.__code__.replace(co_name=f"{fn.__code__.co_name}_{_private_code_copy.count}")
+    copy = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    return copy
+
+
+_private_code_copy.count = 0
+
+
+class _ClassicEnv(TorchVecEnv):
+    """Shared plumbing: column-major state draws and the compile options."""
+
+    def __init__(self, *args: Any, compile: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, compile=compile, **kwargs)
+        if compile:
+            # Replaces the base class's (not yet compiled) one: same function, plus the
+            # inductor options, and compiled from a private copy of its code object.
+            # Dynamo keeps one cache per code object with a limit of 8 graphs, so with the
+            # shared `_step_core` a program with more than 8 (class, num_envs) combinations
+            # would silently fall back to eager.
+            core = _private_code_copy(type(self)._step_core).__get__(self)
+            self._core = torch.compile(core, dynamic=False, options=_inductor_options())
+
+    def _draw(self, n: int, low: list[float], high: list[float]) -> Tensor:
+        """``n`` states with column j ~ U(low[j], high[j]) (constant where low == high)."""
+        out = torch.empty((len(low), n), dtype=self.dtype, device=self.device)
+        if len(set(low)) == 1 and len(set(high)) == 1 and low[0] != high[0]:
+            out.uniform_(low[0], high[0], generator=self.generator)
+        else:
+            for j, (lo, hi) in enumerate(zip(low, high)):
+                if lo == hi:
+                    out[j].fill_(lo)
+                else:
+                    out[j].uniform_(lo, hi, generator=self.generator)
+        return out.t()
 
 
 # --------------------------------------------------------------------------------------
 # CartPole
 # --------------------------------------------------------------------------------------
-class CartPole(TorchVecEnv):
+class CartPole(_ClassicEnv):
     """CartPole-v1 (and v0): balance a pole on a cart by pushing it left (0) or right (1).
 
     State ``[x, x_dot, theta, theta_dot]``, explicit Euler with ``tau=0.02``; reward 1 on
@@ -110,7 +169,7 @@ class CartPole(TorchVecEnv):
 
     def _initial_state(self, n: int, options: dict[str, Any] | None) -> Tensor:
         low, high = _reset_bounds(options, -0.05, 0.05)
-        return self.uniform(n, [low] * 4, [high] * 4)
+        return self._draw(n, [low] * 4, [high] * 4)
 
     def _dynamics(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         x, x_dot, theta, theta_dot = _columns(state)
@@ -128,7 +187,7 @@ class CartPole(TorchVecEnv):
         x_dot = x_dot + self.tau * xacc
         theta = theta + self.tau * theta_dot
         theta_dot = theta_dot + self.tau * thetaacc
-        next_state = torch.stack((x, x_dot, theta, theta_dot), dim=1)
+        next_state = _pack((x, x_dot, theta, theta_dot))
         # strict inequalities, gymnasium cartpole.py
         terminated = (x.abs() > self.x_threshold) | (theta.abs() > self.theta_threshold_radians)
         if self.sutton_barto_reward:
@@ -138,13 +197,14 @@ class CartPole(TorchVecEnv):
         return next_state, reward, terminated
 
     def _observe(self, state: Tensor) -> Tensor:
-        return state.to(torch.float32)
+        # the observation is the state: one copy into a new contiguous float32 tensor
+        return state.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
 
 
 # --------------------------------------------------------------------------------------
 # Pendulum
 # --------------------------------------------------------------------------------------
-class Pendulum(TorchVecEnv):
+class Pendulum(_ClassicEnv):
     """Pendulum-v1: swing a frictionless pendulum up with a torque in [-2, 2].
 
     State ``[theta, theta_dot]`` (theta is NOT wrapped, as in gymnasium); observation
@@ -189,7 +249,7 @@ class Pendulum(TorchVecEnv):
         if options is not None:
             x = _to_float(options["x_init"]) if "x_init" in options else x
             y = _to_float(options["y_init"]) if "y_init" in options else y
-        return self.uniform(n, [-x, -y], [x, y])  # symmetric limits, as gymnasium enforces
+        return self._draw(n, [-x, -y], [x, y])  # symmetric limits, as gymnasium enforces
 
     def _dynamics(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         th, thdot = _columns(state)
@@ -205,12 +265,12 @@ class Pendulum(TorchVecEnv):
         newthdot = thdot + (3 * g / (2 * l) * torch.sin(th) + 3.0 / (m * l**2) * u) * dt
         newthdot = newthdot.clamp(-self.max_speed, self.max_speed).to(state.dtype)
         newth = th + newthdot * dt
-        next_state = torch.stack((newth, newthdot), dim=1)
+        next_state = _pack((newth, newthdot))
         return next_state, -costs, torch.zeros_like(th, dtype=torch.bool)
 
     def _observe(self, state: Tensor) -> Tensor:
         th, thdot = _columns(state)
-        return torch.stack((torch.cos(th), torch.sin(th), thdot), dim=1).to(torch.float32)
+        return _obs((torch.cos(th), torch.sin(th), thdot))
 
 
 # --------------------------------------------------------------------------------------
@@ -232,7 +292,7 @@ def _wrap_pi(x: Tensor) -> Tensor:
     return torch.where(out, torch.remainder(x + math.pi, diff) - math.pi, x)
 
 
-class Acrobot(TorchVecEnv):
+class Acrobot(_ClassicEnv):
     """Acrobot-v1: swing the tip of a two-link chain above the bar by torquing the joint.
 
     State ``[theta1, theta2, dtheta1, dtheta2]``; action 0/1/2 = torque -1/0/+1; one RK4
@@ -279,7 +339,7 @@ class Acrobot(TorchVecEnv):
     def _initial_state(self, n: int, options: dict[str, Any] | None) -> Tensor:
         low, high = _reset_bounds(options, -0.1, 0.1)
         # gymnasium draws in float64 then stores .astype(np.float32)
-        return self.uniform(n, [low] * 4, [high] * 4).to(torch.float32).to(self.dtype)
+        return self._draw(n, [low] * 4, [high] * 4).to(torch.float32).to(self.dtype)
 
     def _dsdt(self, theta1: Tensor, theta2: Tensor, dtheta1: Tensor, dtheta2: Tensor, a: Tensor):
         # Sutton & Barto 1998 "book" acrobot equations; gymnasium acrobot.py _dsdt (same order)
@@ -304,7 +364,7 @@ class Acrobot(TorchVecEnv):
 
     def _dynamics(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         y0 = _columns(state)
-        torque = (action - 1).to(state.dtype)  # AVAIL_TORQUE = [-1, 0, +1]; noise is 0
+        torque = action.to(state.dtype) - 1.0  # AVAIL_TORQUE = [-1, 0, +1]; noise is 0
         # one classical RK4 step over [0, dt] (gymnasium acrobot.py rk4); the torque is constant
         dt = self.dt - 0.0
         dt2 = dt / 2.0
@@ -316,7 +376,7 @@ class Acrobot(TorchVecEnv):
         th1, th2 = _wrap_pi(ns[0]), _wrap_pi(ns[1])
         dth1 = ns[2].clamp(-self.MAX_VEL_1, self.MAX_VEL_1)
         dth2 = ns[3].clamp(-self.MAX_VEL_2, self.MAX_VEL_2)
-        next_state = torch.stack((th1, th2, dth1, dth2), dim=1)
+        next_state = _pack((th1, th2, dth1, dth2))
         # tip above the bar (strict), gymnasium acrobot.py _terminal
         terminated = -torch.cos(th1) - torch.cos(th2 + th1) > 1.0
         reward = terminated.to(state.dtype) - 1.0  # -1, or 0 on the terminating step
@@ -324,14 +384,13 @@ class Acrobot(TorchVecEnv):
 
     def _observe(self, state: Tensor) -> Tensor:
         th1, th2, dth1, dth2 = _columns(state)
-        obs = (torch.cos(th1), torch.sin(th1), torch.cos(th2), torch.sin(th2), dth1, dth2)
-        return torch.stack(obs, dim=1).to(torch.float32)
+        return _obs((torch.cos(th1), torch.sin(th1), torch.cos(th2), torch.sin(th2), dth1, dth2))
 
 
 # --------------------------------------------------------------------------------------
 # Mountain car
 # --------------------------------------------------------------------------------------
-class MountainCar(TorchVecEnv):
+class MountainCar(_ClassicEnv):
     """MountainCar-v0: drive an under-powered car up the right hill (actions 0/1/2 = push
     left / none / right).
 
@@ -378,11 +437,11 @@ class MountainCar(TorchVecEnv):
 
     def _initial_state(self, n: int, options: dict[str, Any] | None) -> Tensor:
         low, high = _reset_bounds(options, -0.6, -0.4)
-        return self.uniform(n, [low, 0.0], [high, 0.0])
+        return self._draw(n, [low, 0.0], [high, 0.0])
 
     def _accel(self, action: Tensor, position: Tensor, dtype: torch.dtype) -> Tensor:
         # Moore 1990; gymnasium mountain_car.py: (action - 1) * force + cos(3 * position) * (-gravity)
-        return (action - 1).to(dtype) * self.force + torch.cos(3 * position) * (-self.gravity)
+        return (action.to(dtype) - 1.0) * self.force + torch.cos(3 * position) * (-self.gravity)
 
     def _dynamics(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         position, velocity = _columns(state)
@@ -392,13 +451,14 @@ class MountainCar(TorchVecEnv):
         position = (position + velocity).clamp(self.min_position, self.max_position)
         velocity = torch.where((position == self.min_position) & (velocity < 0), 0.0, velocity)
         terminated = (position >= self.goal_position) & (velocity >= self.goal_velocity)
-        return torch.stack((position, velocity), dim=1), self._reward(action, terminated, state.dtype), terminated
+        return _pack((position, velocity)), self._reward(action, terminated, state.dtype), terminated
 
     def _reward(self, action: Tensor, terminated: Tensor, dtype: torch.dtype) -> Tensor:
         return torch.full_like(terminated, -1.0, dtype=dtype)
 
     def _observe(self, state: Tensor) -> Tensor:
-        return state.to(torch.float32)
+        # the observation is the state: one copy into a new contiguous float32 tensor
+        return state.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
 
 
 class MountainCarContinuous(MountainCar):

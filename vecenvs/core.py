@@ -49,7 +49,8 @@ def check_actions(
             raise ValueError(f"actions have dtype {actions.dtype}; {expected}")
         low, high = int(space.start), int(space.start + space.n - 1)
         if device.type == "cpu":
-            if ((actions < low) | (actions > high)).any():
+            lo, hi = torch.aminmax(actions)  # one pass; the host is the device, so .item() is free
+            if lo.item() < low or hi.item() > high:
                 bad = actions[(actions < low) | (actions > high)][:5].tolist()
                 raise ValueError(f"invalid discrete actions {bad}: valid actions are {low}..{high}")
         else:  # no host sync on accelerators: the check fails at the next synchronisation
@@ -57,6 +58,11 @@ def check_actions(
     elif not actions.dtype.is_floating_point:
         raise ValueError(f"actions have dtype {actions.dtype}; {expected}")
     return actions
+
+
+def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors are backed by the same storage (a cheap, conservative test)."""
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 class TorchVecEnv(VectorEnv):
@@ -139,10 +145,17 @@ class TorchVecEnv(VectorEnv):
         return self._observe(self.state), {}
 
     def _step_core(self, state: torch.Tensor, elapsed: torch.Tensor, action: torch.Tensor):
+        # Everything per-step that is pure tensor code, so that compile=True fuses it all
+        # (dynamics, observation, time limit and the done mask) into one kernel.
         next_state, reward, terminated = self._dynamics(state, action)
         elapsed = elapsed + 1
         truncated = elapsed >= self.max_episode_steps
-        return next_state, self._observe(next_state), reward, terminated, truncated, elapsed
+        done = terminated | truncated
+        if self.device.type == "cpu" and torch.compiler.is_compiling():
+            # Inductor's CPU kernels store bool outputs ~10x slower than uint8 ones produced
+            # from float (torch 2.x); step() views them back as bool, which is free.
+            terminated, truncated, done = (f.to(torch.float32).to(torch.uint8) for f in (terminated, truncated, done))
+        return next_state, self._observe(next_state), reward, terminated, truncated, done, elapsed
 
     def step(
         self, actions: torch.Tensor
@@ -150,8 +163,11 @@ class TorchVecEnv(VectorEnv):
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
         check_actions(actions, self.single_action_space, self.num_envs, self.device)
-        state, final_obs, reward, terminated, truncated, elapsed = self._core(self.state, self.elapsed_steps, actions)
-        done = terminated | truncated
+        state, final_obs, reward, terminated, truncated, done, elapsed = self._core(
+            self.state, self.elapsed_steps, actions
+        )
+        if done.dtype == torch.uint8:  # see _step_core
+            terminated, truncated, done = terminated.view(torch.bool), truncated.view(torch.bool), done.view(torch.bool)
         state, elapsed, obs = self._autoreset(state, elapsed, final_obs, done)
         self.state, self.elapsed_steps = state, elapsed
         info = {"final_obs": final_obs, "_final_obs": done}
@@ -164,11 +180,17 @@ class TorchVecEnv(VectorEnv):
             idx = done.nonzero().squeeze(1)
             if idx.numel() == 0:
                 return state, elapsed, final_obs
-            state, elapsed, obs = state.clone(), elapsed.clone(), final_obs.clone()
+            # `state` and `elapsed` come fresh out of _step_core, so they are written in
+            # place, unless they share memory with what the caller may hold (the old state,
+            # or final_obs when _observe returns the state itself).
+            if _shares_memory(state, self.state) or _shares_memory(state, final_obs):
+                state = state.clone()
+            if _shares_memory(elapsed, self.elapsed_steps):
+                elapsed = elapsed.clone()
             fresh = self._initial_state(idx.numel(), None)
-            state[idx] = fresh
-            elapsed[idx] = 0
-            obs[idx] = self._observe(fresh)
+            state.index_copy_(0, idx, fresh)
+            elapsed.index_fill_(0, idx, 0)
+            obs = final_obs.index_copy(0, idx, self._observe(fresh))  # out of place: final_obs is kept
             return state, elapsed, obs
         # Accelerators: draw for every row and select, so there is no host sync.
         fresh = self._initial_state(self.num_envs, None)
