@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 
 import gymnasium as gym
 import pytest
 import torch
 
 import vecenvs
-from algos import PPO, SPO, TRPO, PPOConfig, SPOConfig, TRPOConfig, TrainingDivergedError
+from algos import PPO, SPO, TRPO, PPOConfig, TRPOConfig, TrainingDivergedError
 from algos.spo import spo_loss
 from algos.ppo import clipped_surrogate_loss
 from algos.trpo import conjugate_gradient

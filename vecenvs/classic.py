@@ -16,7 +16,6 @@ elementary functions agree.
 from __future__ import annotations
 
 import math
-import types
 from typing import Any, Callable
 
 import numpy as np
@@ -71,38 +70,8 @@ def _obs(columns: tuple[Tensor, ...] | list[Tensor]) -> Tensor:
     return torch.stack(tuple(columns), dim=1).to(torch.float32)
 
 
-def _inductor_options() -> dict[str, Any]:
-    # Parallelise a fused kernel only from 32768 elements per thread (ATen's grain size):
-    # inductor's default (512) spreads a 4096-env step over OpenMP threads, which costs
-    # more than it saves and stalls whenever another process holds a core.
-    return {"cpp.min_chunk_size": 32768}
-
-
-def _private_code_copy(fn: Callable) -> Callable:
-    """A copy of function ``fn`` with its own code object, hence its own dynamo cache."""
-    _private_code_copy.count += 1
-    code = fn.__code__.replace(co_name=f"{fn.__code__.co_name}_{_private_code_copy.count}")
-    copy = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
-    copy.__kwdefaults__ = fn.__kwdefaults__
-    return copy
-
-
-_private_code_copy.count = 0
-
-
 class _ClassicEnv(TorchVecEnv):
-    """Shared plumbing: column-major state draws and the compile options."""
-
-    def __init__(self, *args: Any, compile: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, compile=compile, **kwargs)
-        if compile:
-            # Replaces the base class's (not yet compiled) one: same function, plus the
-            # inductor options, and compiled from a private copy of its code object.
-            # Dynamo keeps one cache per code object with a limit of 8 graphs, so with the
-            # shared `_step_core` a program with more than 8 (class, num_envs) combinations
-            # would silently fall back to eager.
-            core = _private_code_copy(type(self)._step_core).__get__(self)
-            self._core = torch.compile(core, dynamic=False, options=_inductor_options())
+    """Shared plumbing: column-major state draws."""
 
     def _draw(self, n: int, low: list[float], high: list[float]) -> Tensor:
         """``n`` states with column j ~ U(low[j], high[j]) (constant where low == high)."""

@@ -9,6 +9,7 @@ tensor ``info["final_obs"]``, with ``info["_final_obs"]`` marking the envs that 
 
 from __future__ import annotations
 
+import types
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -65,6 +66,24 @@ def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
+# Parallelise a fused kernel only from 32768 elements per thread (ATen's grain size):
+# inductor's default (512) spreads a 4096-env step over OpenMP threads, which costs more
+# than it saves and stalls whenever another process holds a core.
+_INDUCTOR_OPTIONS: dict[str, Any] = {"cpp.min_chunk_size": 32768}
+
+
+def _private_code_copy(fn: Callable) -> Callable:
+    """A copy of function ``fn`` with its own code object, hence its own dynamo cache."""
+    _private_code_copy.count += 1
+    code = fn.__code__.replace(co_name=f"{fn.__code__.co_name}_{_private_code_copy.count}")
+    copy = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    return copy
+
+
+_private_code_copy.count = 0
+
+
 class TorchVecEnv(VectorEnv):
     """Base class of the native tensor environments.
 
@@ -110,7 +129,13 @@ class TorchVecEnv(VectorEnv):
         self.generator.manual_seed(self._seed)
         self.state = torch.zeros(num_envs, self.state_dim, dtype=dtype, device=self.device)
         self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
-        self._core: Callable = torch.compile(self._step_core, dynamic=False) if compile else self._step_core
+        self._core: Callable = self._step_core
+        if compile:
+            # Compiled from a private copy of the code object: dynamo keeps one cache per code
+            # object with a limit of 8 graphs, so sharing `_step_core` across more than 8
+            # (class, num_envs) combinations would silently fall back to eager.
+            core = _private_code_copy(type(self)._step_core).__get__(self)
+            self._core = torch.compile(core, dynamic=False, options=_INDUCTOR_OPTIONS)
         self._needs_reset = True
 
     # --- to implement -------------------------------------------------------------------
