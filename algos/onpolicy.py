@@ -196,6 +196,11 @@ class OnPolicyAlgorithm:
         batch = self.config.num_steps * self.num_envs
         bar = tqdm(total=total_steps, initial=min(self.global_step, total_steps), unit="step", disable=not progress, dynamic_ncols=True)
         recent_return = float("nan")
+        if eval_env is not None and eval_every and self.global_step == 0:
+            # the untrained policy's return: the baseline every learning curve starts from
+            record = self._evaluate_and_report(eval_env, bar if progress else None)
+            if logger is not None:
+                logger.log(0, record)
         try:
             while self.global_step < total_steps:
                 t0 = time.perf_counter()
@@ -212,11 +217,7 @@ class OnPolicyAlgorithm:
                     record["charts/episodic_return"] = recent_return
                     record["charts/episodic_length"] = host["length_sum"] / host["episodes"]
                 if eval_env is not None and eval_every and self._crossed(eval_every, batch):
-                    result = self.evaluate(eval_env)
-                    record["eval/return"] = result["return_mean"]
-                    record["eval/return_std"] = result["return_std"]
-                    if progress:
-                        bar.write(f"env step {self.global_step:>10,}: eval return {result['return_mean']:9.1f} ± {result['return_std']:.1f}")
+                    record.update(self._evaluate_and_report(eval_env, bar if progress else None))
                 if logger is not None:
                     logger.log(self.global_step, record)
                 if checkpoint_path is not None and checkpoint_every and self._crossed(checkpoint_every, batch):
@@ -230,6 +231,12 @@ class OnPolicyAlgorithm:
         if checkpoint_path is not None:
             self.save(checkpoint_path)
         return self
+
+    def _evaluate_and_report(self, eval_env: gym.vector.VectorEnv, bar: tqdm | None) -> dict[str, float]:
+        result = self.evaluate(eval_env)
+        if bar is not None:
+            bar.write(f"env step {self.global_step:>10,}: eval return {result['return_mean']:9.1f} ± {result['return_std']:.1f}")
+        return {"eval/return": result["return_mean"], "eval/return_std": result["return_std"]}
 
     def _crossed(self, every: int, batch: int) -> bool:
         return self.global_step // every > (self.global_step - batch) // every

@@ -22,11 +22,11 @@ def test_train_resume_and_evaluate(tmp_path, capsys):
     assert agent.global_step == 512
     assert (run / "checkpoint.pt").is_file() and (run / "config.json").is_file()
     rows = read_metrics(run)
-    assert [r["step"] for r in rows] == [128, 256, 384, 512]
+    assert [r["step"] for r in rows] == [0, 128, 256, 384, 512]  # step 0: the untrained policy's eval
     for key in ("train/approx_kl", "train/clipfrac", "train/entropy", "train/explained_variance",
                 "train/learning_rate", "train/sps", "train/value_loss", "train/policy_loss"):
         assert key in rows[-1]
-    assert "eval/return" in rows[1]
+    assert "eval/return" in rows[0] and "eval/return" in rows[2]
     assert list(run.glob("events.out.tfevents.*"))
 
     # pretend the run crashed after logging step 640 but before its next checkpoint
@@ -34,7 +34,7 @@ def test_train_resume_and_evaluate(tmp_path, capsys):
         f.write(json.dumps({"step": 640, "time": 0.0}) + "\n")
     resumed = main(PPO, common + ["--total-steps", "768", "--resume"])
     assert resumed.global_step == 768
-    assert [r["step"] for r in read_metrics(run)] == [128, 256, 384, 512, 640, 768]
+    assert [r["step"] for r in read_metrics(run)] == [0, 128, 256, 384, 512, 640, 768]
 
     sys.argv = ["evaluate.py", str(run / "checkpoint.pt"), "--episodes", "2"]
     capsys.readouterr()
