@@ -23,7 +23,7 @@ from algos.logger import RunLogger
 from algos.presets import preset
 from buffers import RolloutBuffer
 from nets import StochasticPolicy, ValueCritic, make_policy
-from vecenvs import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TorchVecEnv
+from vecenvs import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TorchVecEnv, TorchVecEnvWrapper
 from vecenvs.wrappers import RunningMeanStd
 
 
@@ -301,7 +301,14 @@ class OnPolicyAlgorithm:
             self.env.load_state_dict(state["env"])
             self._obs = None if state["obs"] is None else state["obs"].to(self.device)
         else:
-            self._obs = None  # the next learn() resets the env; normaliser statistics are kept
+            # The next learn() resets the env; the running statistics still carry over (the
+            # observation one above, the reward one here), but not the per-env accumulators.
+            self._obs = None
+            env, env_state = self.env, state["env"]
+            while isinstance(env, TorchVecEnvWrapper):
+                if isinstance(env, NormalizeReward):
+                    env.rms.load_state_dict(env_state[type(env).__name__]["rms"])
+                env, env_state = env.env, env_state["env"]
 
     def _check_compatible(self, state: dict[str, Any]) -> None:
         if state["algo"] != type(self).__name__:
@@ -325,7 +332,9 @@ class OnPolicyAlgorithm:
         With ``env`` it can keep training (exactly, for native tensor envs with the same
         number of copies); without one it is ready for :meth:`act` on raw observations.
         """
-        state = load_checkpoint(path, map_location=device or (env.device if env is not None else "cpu"))
+        # Loaded on the CPU: RNG states must stay CPU byte tensors; everything else is moved
+        # to the agent's device by the load_state_dict calls.
+        state = load_checkpoint(path, map_location="cpu")
         if state["algo"] != cls.__name__:
             raise ValueError(f"{path} holds a {state['algo']} checkpoint, not {cls.__name__}")
         config = cls.config_class(**state["config"])

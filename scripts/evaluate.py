@@ -36,7 +36,10 @@ def main(args: Args) -> dict[str, float]:
             raise SystemExit(f"--env-id is needed: no config.json beside {args.checkpoint}")
         env_id = json.loads(config_file.read_text())["env_id"]
     algo = load_checkpoint(args.checkpoint)["algo"]
-    agent_cls = {cls.__name__: cls for cls in ALGORITHMS.values()}[algo]
+    by_name = {cls.__name__: cls for cls in ALGORITHMS.values()}
+    if algo not in by_name:
+        raise SystemExit(f"{args.checkpoint} holds a {algo} checkpoint; this script evaluates {', '.join(by_name)}")
+    agent_cls = by_name[algo]
     agent = agent_cls.load(args.checkpoint, device=args.device)
     env = vecenvs.make(env_id, num_envs=args.episodes, device=args.device, seed=args.seed, backend=args.backend)
     result = agent.evaluate(env, seed=args.seed)

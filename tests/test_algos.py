@@ -242,3 +242,22 @@ def test_act_rejects_wrong_observation_shape():
 def test_config_type_is_checked():
     with pytest.raises(TypeError, match="PPOConfig"):
         PPO(vecenvs.make("CartPole-v1", num_envs=2), TRPOConfig())
+
+
+def test_reward_normalizer_survives_resume_on_the_gymnasium_adapter(tmp_path):
+    """Exact resume needs a native env; on the adapter the running statistics must still carry over."""
+    env = vecenvs.make("Pendulum-v1", num_envs=2, seed=0, backend="gymnasium")
+    agent = PPO(env, PPOConfig(num_steps=16, num_minibatches=2, update_epochs=1))
+    agent.learn(64, progress=False)
+    agent.save(tmp_path / "a.pt")
+    loaded = PPO.load(tmp_path / "a.pt", env=vecenvs.make("Pendulum-v1", num_envs=3, seed=1, backend="gymnasium"))
+
+    def reward_rms(a):
+        e = a.env
+        while not isinstance(e, vecenvs.NormalizeReward):
+            e = e.env
+        return e.rms
+
+    torch.testing.assert_close(reward_rms(loaded).var, reward_rms(agent).var)
+    torch.testing.assert_close(loaded.obs_rms.mean, agent.obs_rms.mean)
+    loaded.learn(128, progress=False)  # resets the new env and keeps training

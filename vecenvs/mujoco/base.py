@@ -199,7 +199,9 @@ class MujocoVecEnv(TorchVecEnv):
         done = terminated | truncated
         final_obs = obs
         self._pos_before = pos
-        if bool(done.any()):  # one host sync; the backends reset only the finished envs
+        # On the host the check is free and skips the reset call on most steps; on an
+        # accelerator the masked reset always runs, so a step never syncs with the host.
+        if not host or bool(done.any()):
             new_obs, new_pos = self._reset_rows(done)
             obs = torch.where(done[:, None], new_obs, final_obs)
             self._pos_before = torch.where(done[:, None], new_pos, pos)
