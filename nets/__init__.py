@@ -6,7 +6,7 @@ Depends only on torch (and gymnasium for the spaces in :func:`make_policy`).
 from nets.critics import CriticEnsemble, QCritic, ValueCritic
 from nets.heads import CategoricalHead, DiagGaussianHead
 from nets.mlp import ACTIVATIONS, activation_class, body_out_dim, mlp, mlp_body, orthogonal_init
-from nets.policies import CategoricalPolicy, GaussianPolicy, StochasticPolicy, make_policy
+from nets.policies import CategoricalPolicy, DistributionPolicy, GaussianPolicy, StochasticPolicy, make_policy
 
 __all__ = [
     "ACTIVATIONS",
@@ -21,6 +21,7 @@ __all__ = [
     "QCritic",
     "CriticEnsemble",
     "StochasticPolicy",
+    "DistributionPolicy",
     "GaussianPolicy",
     "CategoricalPolicy",
     "make_policy",

@@ -72,7 +72,33 @@ def _stored_log_prob(stored: dict[str, Tensor]) -> Tensor:
         ) from None
 
 
-class GaussianPolicy(StochasticPolicy):
+class DistributionPolicy(StochasticPolicy):
+    """A policy with an explicit ``distribution(obs)``: it stores log-probs at rollout time and
+    gets ``log_ratio`` and ``entropy`` from the distribution (Gaussian, categorical)."""
+
+    @abc.abstractmethod
+    def distribution(self, obs: Tensor) -> Distribution:
+        """The action distribution at ``obs`` (differentiable; TRPO's KL uses it too)."""
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """``log pi(a|s)``, ``[B]``."""
+        return self.distribution(obs).log_prob(actions)
+
+    @torch.no_grad()
+    def explore(self, obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        dist = self.distribution(obs)
+        actions = dist.sample()
+        return actions, {"log_prob": dist.log_prob(actions)}
+
+    def log_ratio(self, obs: Tensor, actions: Tensor, stored: dict[str, Tensor]) -> Tensor:
+        # PPO's ratio r_t = pi_theta(a|s) / pi_old(a|s) in log space (Schulman et al. 2017, eq. 6).
+        return self.log_prob(obs, actions) - _stored_log_prob(stored)
+
+    def entropy(self, obs: Tensor) -> Tensor:
+        return self.distribution(obs).entropy()
+
+
+class GaussianPolicy(DistributionPolicy):
     """Diagonal Gaussian policy over unbounded actions (PPO/TRPO for continuous control).
 
     Actions are not squashed or clipped: bounding them is the env side's job (a
@@ -103,31 +129,14 @@ class GaussianPolicy(StochasticPolicy):
         # validate_args=False: the checks would force a host sync on accelerators.
         return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
 
-    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
-        """``log pi(a|s)`` summed over action dims, ``[B]``."""
-        return self.distribution(obs).log_prob(actions)
-
     @torch.no_grad()
     def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         if deterministic:
             return self.head(self.body(obs))[0]
         return self.distribution(obs).sample()
 
-    @torch.no_grad()
-    def explore(self, obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        dist = self.distribution(obs)
-        actions = dist.sample()
-        return actions, {"log_prob": dist.log_prob(actions)}
 
-    def log_ratio(self, obs: Tensor, actions: Tensor, stored: dict[str, Tensor]) -> Tensor:
-        # PPO's ratio r_t = pi_theta(a|s) / pi_old(a|s) in log space (Schulman et al. 2017, eq. 6).
-        return self.log_prob(obs, actions) - _stored_log_prob(stored)
-
-    def entropy(self, obs: Tensor) -> Tensor:
-        return self.distribution(obs).entropy()
-
-
-class CategoricalPolicy(StochasticPolicy):
+class CategoricalPolicy(DistributionPolicy):
     """Categorical policy over ``n_actions`` discrete actions; actions are int64 ``[B]``."""
 
     def __init__(
@@ -156,19 +165,6 @@ class CategoricalPolicy(StochasticPolicy):
         if deterministic:
             return self.head(self.body(obs)).argmax(dim=-1)
         return self.distribution(obs).sample()
-
-    @torch.no_grad()
-    def explore(self, obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        dist = self.distribution(obs)
-        actions = dist.sample()
-        return actions, {"log_prob": dist.log_prob(actions)}
-
-    def log_ratio(self, obs: Tensor, actions: Tensor, stored: dict[str, Tensor]) -> Tensor:
-        # PPO's ratio r_t = pi_theta(a|s) / pi_old(a|s) in log space (Schulman et al. 2017, eq. 6).
-        return self.log_prob(obs, actions) - _stored_log_prob(stored)
-
-    def entropy(self, obs: Tensor) -> Tensor:
-        return self.distribution(obs).entropy()
 
 
 _GAUSSIAN_ONLY = ("state_dependent_std", "log_std_init")
