@@ -63,6 +63,14 @@ class PPO(OnPolicyAlgorithm):
     config: PPOConfig
 
     def _setup(self) -> None:
+        cfg = self.config
+        batch = cfg.num_steps * self.num_envs
+        if cfg.num_minibatches > batch or (cfg.norm_adv and batch // cfg.num_minibatches < 2):
+            raise ValueError(
+                f"num_steps * num_envs = {cfg.num_steps} * {self.num_envs} = {batch} samples cannot be split into "
+                f"num_minibatches={cfg.num_minibatches} minibatches of at least {2 if cfg.norm_adv else 1} "
+                f"(advantage normalization needs 2); use num_minibatches <= {batch // 2 if cfg.norm_adv else batch}"
+            )
         params = list(self.policy.parameters()) + list(self.critic.parameters())
         self.optimizers["adam"] = torch.optim.Adam(params, lr=self.config.learning_rate, eps=self.config.adam_eps)
 

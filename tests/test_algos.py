@@ -190,6 +190,14 @@ def test_load_into_mismatched_env_names_both_shapes(tmp_path):
         TRPO.load(tmp_path / "p.pt")
 
 
+@pytest.mark.parametrize("cls", [PPO, SPO])
+def test_minibatches_too_small_for_advantage_normalization_is_a_clear_error(cls):
+    env = vecenvs.make("CartPole-v1", num_envs=2)
+    with pytest.raises(ValueError, match=r"16 \* 2 = 32 samples.*num_minibatches=32.*num_minibatches <= 16"):
+        cls(env, cls.config_class(num_steps=16))  # the default 32 minibatches would hold 1 sample each
+    cls(env, cls.config_class(num_steps=16, num_minibatches=16))
+
+
 def test_unsupported_action_space_fails_at_construction():
     class MultiDiscreteEnv(gym.vector.VectorEnv):
         def __init__(self):

@@ -21,11 +21,13 @@ from vecenvs.mujoco.base import MujocoVecEnv  # noqa: E402
 TASKS = ["Hopper", "HalfCheetah", "Walker2d", "Ant", "Humanoid"]
 
 
-def _run_parity(env_id: str, steps: int, dtype: torch.dtype = torch.float64, backend: str = "cpu", seed: int = 0):
+def _run_parity(
+    env_id: str, steps: int, dtype: torch.dtype = torch.float64, backend: str = "cpu", seed: int = 0, compile: bool = False
+):
     """Step our env and Gymnasium (with its TimeLimit) on the same actions from the same
     state; after every episode end re-inject Gymnasium's reset state. Returns max diffs."""
     ref = gym.make(env_id)
-    env = vm.make_mujoco(env_id, 2, seed=seed, dtype=dtype, backend=backend)
+    env = vm.make_mujoco(env_id, 2, seed=seed, dtype=dtype, backend=backend, compile=compile)
     env.reset()
     o_ref, _ = ref.reset(seed=seed)
     data = ref.unwrapped.data
@@ -73,6 +75,13 @@ def test_cpu_parity_v5(task):
 def test_cpu_parity_v4(task):
     d_obs, d_rew, _, _ = _run_parity(f"{task}-v4", 300)
     assert d_obs <= 1e-6 and d_rew <= 1e-6, (d_obs, d_rew)
+
+
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "Ant-v5"])  # terminations; contact forces
+def test_compiled_task_logic_parity(env_id):
+    d_obs, d_rew, ends, _ = _run_parity(env_id, 300, compile=True)
+    assert d_obs <= 1e-6 and d_rew <= 1e-6, (d_obs, d_rew)
+    assert ends >= 1 or env_id == "Ant-v5"
 
 
 def test_float32_obs_parity():
@@ -158,10 +167,11 @@ def test_bad_actions_raise():
             env.step(torch.zeros(4, 3, device="cuda"))
 
 
-def test_nan_action_and_unstable_sim_reset_only_that_env(tmp_path, monkeypatch):
+@pytest.mark.parametrize("compile", [False, True])
+def test_nan_action_and_unstable_sim_reset_only_that_env(tmp_path, monkeypatch, compile):
     monkeypatch.chdir(tmp_path)  # MuJoCo's warning handler writes MUJOCO_LOG.TXT into the cwd
-    a = vm.make_mujoco("Ant-v5", 3, seed=1, dtype=torch.float64)
-    b = vm.make_mujoco("Ant-v5", 3, seed=1, dtype=torch.float64)
+    a = vm.make_mujoco("Ant-v5", 3, seed=1, dtype=torch.float64, compile=compile)
+    b = vm.make_mujoco("Ant-v5", 3, seed=1, dtype=torch.float64, compile=compile)
     a.reset(), b.reset()
     acts = torch.rand(10, 3, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
     for t in range(5):

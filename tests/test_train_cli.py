@@ -54,3 +54,13 @@ def test_preset_and_unknown_preset(tmp_path):
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="--resume"):
         main(PPO, ["--run-dir", str(tmp_path / "none"), "--resume", "--total-steps", "10", "--no-progress"])
+
+
+def test_env_compile_flag(tmp_path):
+    common = ["--env-id", "CartPole-v1", "--num-envs", "2", "--eval-every", "0", "--no-progress",
+              "--run-dir", str(tmp_path / "r"), "--algo.num-steps", "16", "--algo.num-minibatches", "2", "--env-compile"]
+    agent = main(PPO, common + ["--total-steps", "32"])
+    assert agent.global_step == 32
+    assert agent.env.unwrapped._core is not type(agent.env.unwrapped)._step_core.__get__(agent.env.unwrapped)
+    with pytest.raises(ValueError, match="compile= applies to native tensor envs"):
+        main(PPO, common + ["--total-steps", "32", "--backend", "gymnasium"])

@@ -68,6 +68,8 @@ class GymnasiumVecEnv(VectorEnv):
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        if "compile" in env_kwargs:
+            raise ValueError(f"compile= applies to native tensor envs; {env_id!r} runs through the gymnasium adapter, which steps gymnasium's own env")
         self.env_id = env_id
         self.num_envs = num_envs
         self.device = torch.device(device)

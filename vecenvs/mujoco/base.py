@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from vecenvs.core import Device, TorchVecEnv, check_actions
+from vecenvs.core import _INDUCTOR_OPTIONS, Device, TorchVecEnv, _private_code_copy, check_actions
 from vecenvs.mujoco.tasks import Fields, LocomotionTask, make_task
 
 # mju_isBad's threshold (engine_util_misc.h mjMAXVAL): MuJoCo treats larger values as diverged
@@ -36,8 +36,10 @@ class Physics(Protocol):
         """float64 qpos, qvel, ctrl and the task's derived fields, as after mj_step (+ rnePostConstraint)."""
         ...
 
-    def step(self, ctrl: torch.Tensor) -> torch.Tensor:
-        """Set ctrl [N, nu] and advance every env by frame_skip substeps; bool [N] of envs whose simulation failed."""
+    def step(self, actions: torch.Tensor) -> torch.Tensor:
+        """Set ctrl from ``actions`` [N, nu], with the rows that hold a NaN or inf zeroed (as
+        MuJoCo's mjWARN_BADCTRL does, without its warning), and advance every env by
+        frame_skip substeps; returns bool [N], the envs whose simulation failed."""
         ...
 
     def reset(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
@@ -74,6 +76,7 @@ class MujocoVecEnv(TorchVecEnv):
         dtype: torch.dtype = torch.float32,
         max_episode_steps: int = 1000,
         backend_options: dict[str, Any] | None = None,
+        compile: bool = False,
         **task_kwargs: Any,
     ) -> None:
         name, _, version = env_id.partition("-")
@@ -109,6 +112,10 @@ class MujocoVecEnv(TorchVecEnv):
         k = 1 if self.task.name in ("Hopper", "Walker2d", "HalfCheetah") else 2  # x, or x and y
         self._pos_before = torch.zeros(num_envs, k, dtype=torch.float64, device=self.physics.device)
         self.metadata = {**self.metadata, "render_fps": int(np.round(1.0 / self.task.dt))}
+        self._outcome = self._outcome_eager
+        if compile:  # a private code copy per env: see TorchVecEnv.__init__
+            fn = _private_code_copy(type(self)._outcome_eager).__get__(self)
+            self._outcome = torch.compile(fn, dynamic=False, options=_INDUCTOR_OPTIONS)
 
     # --- helpers ------------------------------------------------------------------------
     def _reset_rows(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,6 +173,33 @@ class MujocoVecEnv(TorchVecEnv):
         self._needs_reset = False
         return self.task.observe(f).to(self.device, self.dtype)
 
+    def _outcome_eager(
+        self, f: Fields, pos_before: torch.Tensor, act: torch.Tensor, failed: torch.Tensor, elapsed: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """The task logic after a physics step, as pure tensor code (compiled with ``compile=True``).
+
+        Returns obs (env dtype), reward (float32), terminated, truncated, done, sim_error,
+        position and elapsed steps (before autoreset).
+        """
+        pos = self.task.position(f).clone()  # clone: a view the next physics call overwrites
+        velocity = (pos - pos_before) / self.task.dt  # (pos_after - pos_before) / dt, as in every *_v5.step
+        reward, terminated = self.task.reward_terminated(f, velocity, act)
+        obs = self.task.observe(f)
+        # |x| <= mjMAXVAL is False for NaN, inf and values MuJoCo calls diverged
+        state_ok = (f["qpos"].abs() <= _MAXVAL).all(1) & (f["qvel"].abs() <= _MAXVAL).all(1)
+        obs_finite, rew_ok = torch.isfinite(obs), torch.isfinite(reward)
+        bad_action = ~torch.isfinite(act).all(1)
+        sim_error = bad_action | failed | ~state_ok | ~obs_finite.all(1) | ~rew_ok
+        reward = torch.where(rew_ok, reward, 0.0).to(torch.float32)
+        obs = torch.where(obs_finite, obs, 0.0).to(self.dtype)
+        elapsed = elapsed + 1
+        truncated = (elapsed >= self.max_episode_steps) | (sim_error & ~terminated)
+        done = terminated | truncated
+        if obs.device.type == "cpu" and torch.compiler.is_compiling():
+            # bool outputs of Inductor CPU kernels are slow to store (see TorchVecEnv._step_core)
+            terminated, truncated, done, sim_error = (t.to(torch.uint8) for t in (terminated, truncated, done, sim_error))
+        return obs, reward, terminated, truncated, done, sim_error, pos, elapsed
+
     def step(
         self, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
@@ -173,43 +207,26 @@ class MujocoVecEnv(TorchVecEnv):
             raise RuntimeError("call reset() before step()")
         check_actions(actions, self.single_action_space, self.num_envs, self.device)
         sim = self.physics.device
-        host = sim.type == "cpu"  # on the host, data-dependent branches cost nothing and skip work
         act = actions.to(sim)
-        bad_action = ~torch.isfinite(act).all(1)
-        ctrl = act.double()
-        if not host or bool(bad_action.any()):
-            # MuJoCo zeroes all controls of an env with a bad one (mjWARN_BADCTRL); doing it
-            # here gives the same physics without MuJoCo's warning and log file.
-            ctrl = torch.where(bad_action[:, None], 0.0, ctrl)
-        failed = self.physics.step(ctrl)
-        f = self.physics.read()
-        pos = self.task.position(f).clone()  # clone: a view the next physics call overwrites
-        velocity = (pos - self._pos_before) / self.task.dt  # (pos_after - pos_before) / dt, as in every *_v5.step
-        reward, terminated = self.task.reward_terminated(f, velocity, act)
-        obs = self.task.observe(f)
-        # |x| <= mjMAXVAL is False for NaN, inf and values MuJoCo calls diverged
-        state_ok = (f["qpos"].abs() <= _MAXVAL).all(1) & (f["qvel"].abs() <= _MAXVAL).all(1)
-        obs_ok, rew_ok = torch.isfinite(obs).all(1), torch.isfinite(reward)
-        sim_error = bad_action | failed | ~state_ok | ~obs_ok | ~rew_ok
-        if not host or bool(sim_error.any()):
-            reward = torch.where(torch.isfinite(reward), reward, 0.0)
-            obs = torch.where(torch.isfinite(obs), obs, 0.0)
-        elapsed = self.elapsed_steps.to(sim) + 1
-        truncated = (elapsed >= self.max_episode_steps) | (sim_error & ~terminated)
-        done = terminated | truncated
+        failed = self.physics.step(act)
+        obs, reward, terminated, truncated, done, sim_error, pos, elapsed = self._outcome(
+            self.physics.read(), self._pos_before, act, failed, self.elapsed_steps.to(sim)
+        )
+        if done.dtype == torch.uint8:  # bool outputs of the compiled CPU kernel, see _outcome_eager
+            terminated, truncated, done, sim_error = (t.view(torch.bool) for t in (terminated, truncated, done, sim_error))
         final_obs = obs
         self._pos_before = pos
         # On the host the check is free and skips the reset call on most steps; on an
         # accelerator the masked reset always runs, so a step never syncs with the host.
-        if not host or bool(done.any()):
+        if sim.type != "cpu" or bool(done.any()):
             new_obs, new_pos = self._reset_rows(done)
-            obs = torch.where(done[:, None], new_obs, final_obs)
+            obs = torch.where(done[:, None], new_obs.to(obs.dtype), final_obs)
             self._pos_before = torch.where(done[:, None], new_pos, pos)
             elapsed = torch.where(done, 0, elapsed)
-        dev, dt = self.device, self.dtype
+        dev = self.device
         self.elapsed_steps = elapsed.to(dev)
-        info = {"final_obs": final_obs.to(dev, dt), "_final_obs": done.to(dev), "sim_error": sim_error.to(dev)}
-        return obs.to(dev, dt), reward.to(dev, torch.float32), terminated.to(dev), truncated.to(dev), info
+        info = {"final_obs": final_obs.to(dev), "_final_obs": done.to(dev), "sim_error": sim_error.to(dev)}
+        return obs.to(dev), reward.to(dev), terminated.to(dev), truncated.to(dev), info
 
     def state_dict(self) -> dict[str, Any]:
         """Physics state (incl. warm starts), reward bookkeeping, step counters and RNG."""

@@ -61,8 +61,12 @@ class CpuPhysics:
         return dict(self.views)
 
     # --- stepping -----------------------------------------------------------------------
-    def step(self, ctrl: torch.Tensor) -> torch.Tensor:
-        self.views["ctrl"].copy_(ctrl)
+    def step(self, actions: torch.Tensor) -> torch.Tensor:
+        ctrl = self._np["ctrl"]
+        ctrl[:] = actions.detach().numpy()
+        bad = ~np.isfinite(ctrl).all(1)
+        if bad.any():
+            ctrl[bad] = 0.0
         t0 = self._np["time"].copy()
         if self.replay and self.frame_skip == 1:
             self._hist[:, 0] = self._state_np  # the state before the (only) substep

@@ -113,9 +113,10 @@ class WarpPhysics:
     def read(self) -> Fields:
         return {k: v.double() for k, v in self.views.items() if k not in ("time", "act", "qacc_warmstart")}
 
-    def step(self, ctrl: torch.Tensor) -> torch.Tensor:
+    def step(self, actions: torch.Tensor) -> torch.Tensor:
         with self._scope():
-            self.views["ctrl"].copy_(ctrl)
+            # rows with a NaN or inf are zeroed, as MuJoCo's mjWARN_BADCTRL does
+            self.views["ctrl"].copy_(torch.where(torch.isfinite(actions).all(1, keepdim=True), actions, 0.0))
             if self._graph is not None:
                 self.wp.capture_launch(self._graph, stream=self._wstream)
             else:
