@@ -50,6 +50,10 @@ class OnPolicyConfig:
     activation: str = "tanh"
     log_std_init: float = 0.0
     state_dependent_std: bool = False
+    use_sde: bool = False
+    """Box actions: generalized state-dependent exploration (gSDE, Raffin et al. 2022) instead of white Gaussian noise"""
+    sde_sample_freq: int = -1
+    """with use_sde: redraw the exploration noise every this many steps (-1: once per rollout)"""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,8 +90,9 @@ class OnPolicyAlgorithm:
         self.action_space = env.single_action_space
         self.policy = (policy if policy is not None else make_policy(
             self.observation_space, self.action_space, hidden=cfg.actor_hidden, activation=cfg.activation,
-            **({"log_std_init": cfg.log_std_init, "state_dependent_std": cfg.state_dependent_std}
-               if isinstance(self.action_space, gym.spaces.Box) else {}),
+            **({"log_std_init": cfg.log_std_init, "state_dependent_std": cfg.state_dependent_std,
+                "use_sde": cfg.use_sde, "sde_sample_freq": cfg.sde_sample_freq}
+               if isinstance(self.action_space, gym.spaces.Box) else {"use_sde": cfg.use_sde}),
         )).to(self.device)
         obs_dim = int(self.observation_space.shape[0])
         self.critic = ValueCritic(obs_dim, hidden=cfg.critic_hidden, activation=cfg.activation).to(self.device)
@@ -156,6 +161,7 @@ class OnPolicyAlgorithm:
         ep_return = torch.zeros((), device=self.device)
         ep_length = torch.zeros((), device=self.device)
         ep_count = torch.zeros((), device=self.device)
+        self.policy.begin_rollout(self.num_envs)
         for _ in range(cfg.num_steps):
             action, stored = self.policy.explore(obs)
             value = self.critic(obs)

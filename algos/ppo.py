@@ -88,13 +88,12 @@ class PPO(OnPolicyAlgorithm):
         count = 0
         for _ in range(cfg.update_epochs):
             for mb in buffer.minibatches(cfg.num_minibatches):
-                log_ratio = self.policy.log_ratio(mb["obs"], mb["actions"], buffer.stored_of(mb))
+                log_ratio, entropy = self.policy.log_ratio_and_entropy(mb["obs"], mb["actions"], buffer.stored_of(mb))
                 adv = mb["advantages"]
                 if cfg.norm_adv:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 pg_loss = self.policy_loss(log_ratio, adv)
                 v_loss = value_loss(self.critic(mb["obs"]), mb["values"], mb["returns"], cfg.clip_coef if cfg.clip_vloss else None)
-                entropy = self.policy.entropy(mb["obs"])
                 ent = entropy.mean() if entropy is not None else torch.zeros((), device=self.device)
                 loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
                 opt.zero_grad(set_to_none=True)

@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import tyro
@@ -70,8 +70,23 @@ def parse(algo_cls: type[OnPolicyAlgorithm], argv: list[str] | None = None, desc
     return tyro.cli(args_cls, args=argv)
 
 
-def train(algo_cls: type[OnPolicyAlgorithm], args: TrainArgs) -> OnPolicyAlgorithm:
-    """Run (or resume) one training run and return the trained agent."""
+def explicit_algo_fields(algo_cls: type[OnPolicyAlgorithm], argv: Sequence[str]) -> list[str]:
+    """The config fields a command line sets: its ``--algo.*`` flags and what its ``--preset`` changes."""
+    fields = [a.split("=", 1)[0][len("--algo."):].replace("-", "_") for a in argv if a.startswith("--algo.")]
+    for i, a in enumerate(argv):
+        name = argv[i + 1] if a == "--preset" and i + 1 < len(argv) else a.split("=", 1)[1] if a.startswith("--preset=") else None
+        if name:
+            preset, default = algo_cls.config_class.preset(name), algo_cls.config_class()
+            fields += [f.name for f in dataclasses.fields(default) if getattr(preset, f.name) != getattr(default, f.name)]
+    return fields
+
+
+def train(algo_cls: type[OnPolicyAlgorithm], args: TrainArgs, explicit: Sequence[str] = ()) -> OnPolicyAlgorithm:
+    """Run (or resume) one training run and return the trained agent.
+
+    On ``--resume`` the checkpoint's algorithm config is used; a field in ``explicit`` (set on the
+    command line) that disagrees with it is an error rather than silently ignored.
+    """
     run_dir = args.run_dir or Path("runs") / algo_cls.__name__.lower() / args.env_id / f"seed{args.seed}"
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.pt"
@@ -85,6 +100,13 @@ def train(algo_cls: type[OnPolicyAlgorithm], args: TrainArgs) -> OnPolicyAlgorit
         if not ckpt.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
         agent = algo_cls.load(ckpt, env=env)
+        clash = [f"{f}={getattr(args.algo, f)!r} (checkpoint: {getattr(agent.config, f)!r})"
+                 for f in dict.fromkeys(explicit) if f != "seed" and getattr(args.algo, f) != getattr(agent.config, f)]
+        if clash:
+            raise ValueError(
+                f"--resume continues with the algorithm config stored in {ckpt}; the command line asks for "
+                f"{', '.join(clash)}. Drop those flags, or start a new run (another --run-dir) to change the config."
+            )
         print(f"resumed {algo_cls.__name__} from {ckpt} at env step {agent.global_step:,}")
     else:
         agent = algo_cls(env, config)
@@ -107,7 +129,7 @@ def main(algo_cls: type[OnPolicyAlgorithm], argv: list[str] | None = None) -> On
     args = parse(algo_cls, argv)
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
-    return train(algo_cls, args)
+    return train(algo_cls, args, explicit_algo_fields(algo_cls, sys.argv[1:] if argv is None else argv))
 
 
 def _jsonable(d: Any) -> Any:

@@ -6,7 +6,8 @@ computing the surrogate: they call
 - ``explore(obs) -> (actions, stored)`` during rollouts; the rollout buffer keeps every
   tensor of ``stored`` per step (leading dim N) and hands it back unchanged;
 - ``log_ratio(obs, actions, stored)`` in the update, ``log pi_new(a|s) - log pi_old(a|s)``;
-- ``entropy(obs)`` for an entropy bonus, when the policy has one in closed form.
+- ``entropy(obs)`` for an entropy bonus, when the policy has one in closed form
+  (``log_ratio_and_entropy`` gives both from one forward pass).
 
 For Gaussian and categorical policies ``stored`` is ``{"log_prob": [N]}``; a diffusion
 policy would store its denoising chain and a flow policy its ``(tau, noise)`` samples, and
@@ -26,7 +27,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
-from nets.heads import CategoricalHead, DiagGaussianHead
+from nets.heads import CategoricalHead, DiagGaussianHead, StateDependentNoiseHead
 from nets.mlp import body_out_dim, mlp_body
 
 
@@ -58,6 +59,13 @@ class StochasticPolicy(nn.Module, abc.ABC):
     def entropy(self, obs: Tensor) -> Tensor | None:
         """Per-sample entropy ``[B]``, or ``None`` when it has no closed form."""
         return None
+
+    def log_ratio_and_entropy(self, obs: Tensor, actions: Tensor, stored: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+        """``(log_ratio, entropy)`` in one call; override to share the forward pass."""
+        return self.log_ratio(obs, actions, stored), self.entropy(obs)
+
+    def begin_rollout(self, num_envs: int) -> None:
+        """Called by the algorithms before each rollout of ``num_envs`` envs (gSDE redraws its noise here)."""
 
     def forward(self, obs: Tensor, deterministic: bool = False) -> Tensor:
         return self.act(obs, deterministic)
@@ -96,6 +104,10 @@ class DistributionPolicy(StochasticPolicy):
 
     def entropy(self, obs: Tensor) -> Tensor:
         return self.distribution(obs).entropy()
+
+    def log_ratio_and_entropy(self, obs: Tensor, actions: Tensor, stored: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        dist = self.distribution(obs)  # one forward pass for both
+        return dist.log_prob(actions) - _stored_log_prob(stored), dist.entropy()
 
 
 class GaussianPolicy(DistributionPolicy):
@@ -136,6 +148,66 @@ class GaussianPolicy(DistributionPolicy):
         return self.distribution(obs).sample()
 
 
+class GSDEPolicy(DistributionPolicy):
+    """Gaussian policy with generalized state-dependent exploration (gSDE; Raffin et al. 2022).
+
+    During rollouts each env explores with ``a = mean(s) + z(s) @ theta_env``, where ``z`` are
+    the last hidden features and ``theta_env`` is redrawn at the start of every rollout and
+    every ``sample_freq`` steps (-1: once per rollout). The noise is then smooth in time
+    instead of white, which is what makes gSDE sample-efficient on continuous control. The
+    log-probabilities, the entropy and TRPO's KL use the marginal Gaussian
+    ``N(mean(s), z(s)^2 @ sigma^2)`` (see :class:`nets.StateDependentNoiseHead`).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: str | type[nn.Module] = "tanh",
+        layer_norm: bool = False,
+        log_std_init: float = 0.0,
+        sample_freq: int = -1,
+        learn_features: bool = False,
+    ) -> None:
+        super().__init__()
+        if sample_freq == 0 or sample_freq < -1:
+            raise ValueError(f"sample_freq must be -1 (once per rollout) or >= 1, got {sample_freq}")
+        self.obs_dim, self.act_dim, self.sample_freq = int(obs_dim), int(act_dim), int(sample_freq)
+        self.body = mlp_body(obs_dim, hidden, activation, layer_norm)
+        self.head = StateDependentNoiseHead(body_out_dim(obs_dim, hidden), act_dim, log_std_init, learn_features=learn_features)
+        self._matrices: Tensor | None = None  # [N, features, act_dim], redrawn by begin_rollout
+        self._steps = 0
+
+    def distribution(self, obs: Tensor) -> Distribution:
+        """The marginal ``Independent(Normal(mean, std(s)), 1)``."""
+        mean, std = self.head(self.body(obs))
+        return Independent(Normal(mean, std, validate_args=False), 1, validate_args=False)
+
+    def begin_rollout(self, num_envs: int) -> None:
+        self._matrices = self.head.sample_matrices(num_envs)
+        self._steps = 0
+
+    @torch.no_grad()
+    def explore(self, obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        n = obs.shape[0]
+        redraw = self.sample_freq > 0 and self._steps > 0 and self._steps % self.sample_freq == 0
+        if self._matrices is None or self._matrices.shape[0] != n or redraw:
+            self._matrices = self.head.sample_matrices(n)
+        self._steps += 1
+        features = self.body(obs)
+        mean, std = self.head(features)
+        actions = mean + self.head.noise(features, self._matrices)
+        log_prob = Normal(mean, std, validate_args=False).log_prob(actions).sum(-1)
+        return actions, {"log_prob": log_prob}
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        if deterministic:
+            return self.head(self.body(obs))[0]
+        return self.distribution(obs).sample()
+
+
 class CategoricalPolicy(DistributionPolicy):
     """Categorical policy over ``n_actions`` discrete actions; actions are int64 ``[B]``."""
 
@@ -167,16 +239,18 @@ class CategoricalPolicy(DistributionPolicy):
         return self.distribution(obs).sample()
 
 
-_GAUSSIAN_ONLY = ("state_dependent_std", "log_std_init")
+_GAUSSIAN_ONLY = ("state_dependent_std", "log_std_init", "use_sde", "sde_sample_freq")
 _SUPPORTED = "observations: a 1-D gymnasium.spaces.Box; actions: a 1-D Box (Gaussian) or a Discrete starting at 0 (categorical)"
 
 
 def make_policy(observation_space: gym.Space, action_space: gym.Space, **kwargs: Any) -> StochasticPolicy:
-    """Build the policy for single-env spaces: Box actions -> ``GaussianPolicy``, Discrete -> ``CategoricalPolicy``.
+    """Build the policy for single-env spaces: Box actions -> ``GaussianPolicy`` (``GSDEPolicy``
+    with ``use_sde=True``), Discrete -> ``CategoricalPolicy``.
 
     ``kwargs`` go to the policy constructor (``hidden``, ``activation``, ``layer_norm``,
-    and for Gaussians ``state_dependent_std``, ``log_std_init``; the latter two are ignored
-    for discrete actions so one config can serve both). Any other space raises ``ValueError``.
+    and for Gaussians ``state_dependent_std``, ``log_std_init``, ``use_sde``,
+    ``sde_sample_freq``; all but ``use_sde=True`` are ignored for discrete actions, so one
+    config can serve both). Any other space raises ``ValueError``.
     Pass the *single-env* spaces (``env.single_observation_space``), not the batched ones.
     """
     if not (isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1):
@@ -191,10 +265,17 @@ def make_policy(observation_space: gym.Space, action_space: gym.Space, **kwargs:
                 f"unsupported action space {action_space!r}: Box actions must be 1-D; supported: {_SUPPORTED}. "
                 "(Batched spaces from a vector env? pass env.single_action_space.)"
             )
+        use_sde, sample_freq = kwargs.pop("use_sde", False), kwargs.pop("sde_sample_freq", -1)
+        if use_sde:
+            if kwargs.pop("state_dependent_std", False):
+                raise ValueError("use_sde and state_dependent_std are two different state-dependent noises; pick one")
+            return GSDEPolicy(obs_dim, int(action_space.shape[0]), sample_freq=sample_freq, **kwargs)
         return GaussianPolicy(obs_dim, int(action_space.shape[0]), **kwargs)
     if isinstance(action_space, gym.spaces.Discrete):
         if int(action_space.start) != 0:
             raise ValueError(f"unsupported action space {action_space!r}: Discrete must start at 0; supported: {_SUPPORTED}")
+        if kwargs.get("use_sde"):
+            raise ValueError(f"use_sde (gSDE) needs continuous Box actions; got {action_space!r}")
         kwargs = {k: v for k, v in kwargs.items() if k not in _GAUSSIAN_ONLY}
         return CategoricalPolicy(obs_dim, int(action_space.n), **kwargs)
     raise ValueError(

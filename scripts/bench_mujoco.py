@@ -11,7 +11,8 @@ For each task and number of envs it measures, in the same run:
   is timed inside the ``cpu+c`` runs, so that it steps exactly the states the env visits: a
   separate mjbatch loop never resets, drifts into other states (a flipped HalfCheetah has more
   contacts) and ran 10-20% faster or slower than the same physics inside the env.
-  ``% raw`` is, per run, the share of the env's wall time spent in that stepping.
+  ``raw`` and ``% raw`` (the share of the env's wall time spent in that stepping) come from the
+  same round as the best ``cpu+c`` rate.
 
 Example: ``python scripts/bench_mujoco.py --tasks HalfCheetah-v5 --sizes 64 --quick``
 """
@@ -136,14 +137,14 @@ def main() -> None:
                 for j, (b, d, c) in enumerate(backends):
                     s = max(5, steps // 20) if (b == "warp" and d == "cpu") else steps
                     rate, in_mujoco = bench_vec(env_id, n, s, min(warm, s), b, d, a.threads, c)
+                    if j == 1 and rate > vals[j]:  # cpu+c: raw and share from its best round, so rate = share * raw
+                        share, raw = in_mujoco, rate / in_mujoco
                     vals[j] = max(vals[j], rate)
-                    if j == 1:  # cpu+c
-                        share, raw = max(share, in_mujoco), max(raw, rate / in_mujoco)
             ratio = vals[1] / gym_r if gym_r else float("nan")
             line = f"{env_id:<15}{n:>5}{gym_r or float('nan'):>11.0f}" + "".join(f"{v:>12.0f}" for v in vals)
             print(line + f"{raw:>11.0f}{ratio:>8.2f}{100 * share:>7.0f}%", flush=True)
     print("\nenv-steps/s (one env step = frame_skip physics substeps); 'x gym' and '% raw' are for cpu+c;")
-    print("'raw' = env-steps per second of MuJoCo stepping inside cpu+c; '% raw' = its best share of cpu+c's wall time.")
+    print("'raw' = env-steps/s of MuJoCo's stepping inside cpu+c's best round; '% raw' = its share of that round's wall time.")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import gymnasium as gym
@@ -143,13 +144,22 @@ class _CrashAt:
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
 def test_exact_resume(name, env_id, tmp_path):
     """2 updates, save, load, 2 more == 4 straight updates (same total, so the same lr schedule)."""
-    cls = ALGOS[name]
+    _check_exact_resume(ALGOS[name], env_id, _small(ALGOS[name]), tmp_path)
+
+
+@pytest.mark.parametrize("name", ["ppo", "trpo"])
+def test_exact_resume_with_gsde(name, tmp_path):
+    cfg = dataclasses.replace(_small(ALGOS[name]), use_sde=True, sde_sample_freq=3)
+    _check_exact_resume(ALGOS[name], "Pendulum-v1", cfg, tmp_path)
+
+
+def _check_exact_resume(cls, env_id, cfg, tmp_path):
     per_update = 32 * 4
     total = 4 * per_update
-    straight = cls(vecenvs.make(env_id, num_envs=4, seed=5), _small(cls))
+    straight = cls(vecenvs.make(env_id, num_envs=4, seed=5), cfg)
     straight.learn(total, progress=False)
 
-    crashed = cls(vecenvs.make(env_id, num_envs=4, seed=5), _small(cls))
+    crashed = cls(vecenvs.make(env_id, num_envs=4, seed=5), cfg)
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(KeyboardInterrupt):
         crashed.learn(total, logger=_CrashAt(3 * per_update), checkpoint_path=ckpt, checkpoint_every=2 * per_update, progress=False)

@@ -18,6 +18,7 @@ from nets import (
     CriticEnsemble,
     DiagGaussianHead,
     GaussianPolicy,
+    GSDEPolicy,
     QCritic,
     StochasticPolicy,
     ValueCritic,
@@ -142,6 +143,9 @@ def _check_log_ratio(pol: StochasticPolicy, obs: torch.Tensor):
         for p in pol.parameters():
             p.add_(0.1 * torch.randn_like(p))
     assert pol.log_ratio(obs, actions, stored).abs().max() > 1e-3
+    both = pol.log_ratio_and_entropy(obs, actions, stored)  # the one-pass form PPO uses
+    torch.testing.assert_close(both[0], pol.log_ratio(obs, actions, stored))
+    torch.testing.assert_close(both[1], pol.entropy(obs))
 
 
 def test_gaussian_policy_log_ratio():
@@ -192,3 +196,45 @@ def test_make_policy_picks_class_and_rejects_unsupported_spaces():
         make_policy(gym.spaces.Box(0, 255, (8, 8, 3), np.uint8), gym.spaces.Discrete(4))
     with pytest.raises(ValueError, match="start at 0"):
         make_policy(box, gym.spaces.Discrete(4, start=1))
+
+
+# --- gSDE ------------------------------------------------------------------------------
+
+def test_gsde_noise_is_held_between_redraws_and_smooth_in_the_state():
+    torch.manual_seed(0)
+    pol = GSDEPolicy(4, 2, sample_freq=3)
+    obs = torch.randn(5, 4)
+    pol.begin_rollout(5)
+    a = [pol.explore(obs)[0] for _ in range(4)]
+    assert torch.equal(a[0], a[1]) and torch.equal(a[1], a[2])  # the same matrices for 3 steps
+    assert not torch.allclose(a[2], a[3])  # redrawn at step 3
+    pol.begin_rollout(5)
+    assert not torch.allclose(pol.explore(obs)[0], a[3])  # and at every rollout start
+    # the noise is a function of the state: a nearby state gets nearby noise (white noise would not)
+    near = pol.explore(obs + 1e-4)[0] - pol.explore(obs)[0]
+    assert near.abs().max() < 1e-2
+
+
+def test_gsde_samples_follow_the_marginal_used_for_log_probs():
+    torch.manual_seed(1)
+    pol = GSDEPolicy(3, 2, log_std_init=-0.5)
+    obs = torch.randn(1, 3).expand(20_000, 3)
+    pol.begin_rollout(20_000)  # one matrix per row: 20k draws of z(s) @ theta at one state
+    actions, stored = pol.explore(obs)
+    dist = pol.distribution(obs[:1])
+    torch.testing.assert_close(actions.mean(0), dist.mean[0], atol=0.03 * float(dist.stddev.max()), rtol=0)
+    torch.testing.assert_close(actions.std(0), dist.stddev[0], rtol=0.03, atol=0)
+    torch.testing.assert_close(stored["log_prob"], pol.distribution(obs).log_prob(actions))
+
+
+def test_gsde_log_ratio_and_make_policy():
+    pol = GSDEPolicy(5, 3)
+    _check_log_ratio(pol, torch.randn(B, 5))
+    box, disc = gym.spaces.Box(-1, 1, (5,)), gym.spaces.Discrete(3)
+    assert isinstance(make_policy(box, gym.spaces.Box(-1, 1, (3,)), use_sde=True, sde_sample_freq=4), GSDEPolicy)
+    with pytest.raises(ValueError, match="Box actions"):
+        make_policy(box, disc, use_sde=True)
+    with pytest.raises(ValueError, match="pick one"):
+        make_policy(box, gym.spaces.Box(-1, 1, (3,)), use_sde=True, state_dependent_std=True)
+    with pytest.raises(ValueError, match="sample_freq"):
+        GSDEPolicy(5, 3, sample_freq=0)

@@ -35,6 +35,9 @@ def test_train_resume_and_evaluate(tmp_path, capsys):
     resumed = main(PPO, common + ["--total-steps", "768", "--resume"])
     assert resumed.global_step == 768
     assert [r["step"] for r in read_metrics(run)] == [0, 128, 256, 384, 512, 640, 768]
+    # the same command resumes (above); a flag that contradicts the checkpoint is an error, not ignored
+    with pytest.raises(ValueError, match=r"num_steps=64 \(checkpoint: 32\)"):
+        main(PPO, common + ["--total-steps", "1024", "--resume", "--algo.num-steps", "64"])
 
     sys.argv = ["evaluate.py", str(run / "checkpoint.pt"), "--episodes", "2"]
     capsys.readouterr()
@@ -54,6 +57,7 @@ def test_preset_and_unknown_preset(tmp_path):
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="--resume"):
         main(PPO, ["--run-dir", str(tmp_path / "none"), "--resume", "--total-steps", "10", "--no-progress"])
+
 
 
 def test_env_compile_flag(tmp_path):

@@ -68,7 +68,8 @@ class WarpPhysics:
         if device.type == "cuda":
             self._stream = torch.cuda.Stream(self.device)
             use_graph = wp.is_mempool_enabled(self.wdev) if graph is None else bool(graph)
-            self._substeps()  # compile and load every kernel before capture
+            with self._on_stream():  # on the env's device and stream, like every later call
+                self._substeps()  # compile and load every kernel before capture
             torch.cuda.synchronize(self.device)
             if use_graph:
                 with self._on_stream():
