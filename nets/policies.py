@@ -93,6 +93,11 @@ class DistributionPolicy(StochasticPolicy):
         return self.distribution(obs).log_prob(actions)
 
     @torch.no_grad()
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        dist = self.distribution(obs)
+        return dist.mode if deterministic else dist.sample()  # the mean, or the most likely action
+
+    @torch.no_grad()
     def explore(self, obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         dist = self.distribution(obs)
         actions = dist.sample()
@@ -140,12 +145,6 @@ class GaussianPolicy(DistributionPolicy):
         mean, log_std = self.head(self.body(obs))
         # validate_args=False: the checks would force a host sync on accelerators.
         return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
-
-    @torch.no_grad()
-    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        if deterministic:
-            return self.head(self.body(obs))[0]
-        return self.distribution(obs).sample()
 
 
 class GSDEPolicy(DistributionPolicy):
@@ -201,12 +200,6 @@ class GSDEPolicy(DistributionPolicy):
         log_prob = Normal(mean, std, validate_args=False).log_prob(actions).sum(-1)
         return actions, {"log_prob": log_prob}
 
-    @torch.no_grad()
-    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        if deterministic:
-            return self.head(self.body(obs))[0]
-        return self.distribution(obs).sample()
-
 
 class CategoricalPolicy(DistributionPolicy):
     """Categorical policy over ``n_actions`` discrete actions; actions are int64 ``[B]``."""
@@ -231,12 +224,6 @@ class CategoricalPolicy(DistributionPolicy):
     def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
         """``log pi(a|s)``, ``[B]``; ``actions`` are cast to int64 (a float buffer is tolerated)."""
         return self.distribution(obs).log_prob(actions.long())
-
-    @torch.no_grad()
-    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
-        if deterministic:
-            return self.head(self.body(obs)).argmax(dim=-1)
-        return self.distribution(obs).sample()
 
 
 _GAUSSIAN_ONLY = ("state_dependent_std", "log_std_init", "use_sde", "sde_sample_freq")
