@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import struct
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -65,9 +67,13 @@ def write_synthetic_runs(root: Path) -> tuple[list[Path], dict[str, float]]:
     for algo, level in finals.items():
         for seed in range(3):
             run = root / algo / f"seed_{seed}"
-            with RunLogger(run, use_tensorboard=False) as logger:
-                for step in range(0, 10_001 + 37 * seed, 500 + 50 * seed):
-                    logger.log(step, {"eval/return": level * step / 10_000 + rng.normal(0, 2), "loss": 1.0})
+            # a fake clock, 10 ms per call: wall-clock "time" columns made the time axis flaky
+            # (one run could finish, in microseconds, before another's first row)
+            clock = itertools.count(0.0, 0.01)
+            with mock.patch("algos.logger.time.perf_counter", lambda: next(clock)):
+                with RunLogger(run, use_tensorboard=False) as logger:
+                    for step in range(0, 10_001 + 37 * seed, 500 + 50 * seed):
+                        logger.log(step, {"eval/return": level * step / 10_000 + rng.normal(0, 2), "loss": 1.0})
             dirs.append(run)
     return dirs, finals
 
