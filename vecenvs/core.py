@@ -84,6 +84,31 @@ def _private_code_copy(fn: Callable) -> Callable:
 _private_code_copy.count = 0
 
 
+def compile_method(obj: Any, method: Callable) -> Callable:
+    """``torch.compile`` of ``method`` bound to ``obj``, from a private copy of its code.
+
+    Dynamo keeps one cache per code object with a limit of 8 graphs, so sharing a method's
+    code across more than 8 env variants (class, num_envs, ...) would silently fall back to eager.
+    """
+    return torch.compile(_private_code_copy(method).__get__(obj), dynamic=False, options=_INDUCTOR_OPTIONS)
+
+
+def pack_flags(*flags: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Bool outputs of a compiled step as uint8 on CPU (see :func:`unpack_flags`); unchanged elsewhere.
+
+    Inductor's CPU kernels store bool outputs ~10x slower than uint8 ones produced from float
+    (torch 2.x); viewing them back as bool is free.
+    """
+    if flags[0].device.type == "cpu" and torch.compiler.is_compiling():
+        return tuple(f.to(torch.float32).to(torch.uint8) for f in flags)
+    return flags
+
+
+def unpack_flags(*flags: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The bool views of what :func:`pack_flags` returned."""
+    return tuple(f.view(torch.bool) if f.dtype == torch.uint8 else f for f in flags)
+
+
 class TorchVecEnv(VectorEnv):
     """Base class of the native tensor environments.
 
@@ -131,11 +156,7 @@ class TorchVecEnv(VectorEnv):
         self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._core: Callable = self._step_core
         if compile:
-            # Compiled from a private copy of the code object: dynamo keeps one cache per code
-            # object with a limit of 8 graphs, so sharing `_step_core` across more than 8
-            # (class, num_envs) combinations would silently fall back to eager.
-            core = _private_code_copy(type(self)._step_core).__get__(self)
-            self._core = torch.compile(core, dynamic=False, options=_INDUCTOR_OPTIONS)
+            self._core = compile_method(self, type(self)._step_core)
         self._needs_reset = True
 
     # --- to implement -------------------------------------------------------------------
@@ -176,10 +197,7 @@ class TorchVecEnv(VectorEnv):
         elapsed = elapsed + 1
         truncated = elapsed >= self.max_episode_steps
         done = terminated | truncated
-        if self.device.type == "cpu" and torch.compiler.is_compiling():
-            # Inductor's CPU kernels store bool outputs ~10x slower than uint8 ones produced
-            # from float (torch 2.x); step() views them back as bool, which is free.
-            terminated, truncated, done = (f.to(torch.float32).to(torch.uint8) for f in (terminated, truncated, done))
+        terminated, truncated, done = pack_flags(terminated, truncated, done)
         return next_state, self._observe(next_state), reward, terminated, truncated, done, elapsed
 
     def step(
@@ -191,8 +209,7 @@ class TorchVecEnv(VectorEnv):
         state, final_obs, reward, terminated, truncated, done, elapsed = self._core(
             self.state, self.elapsed_steps, actions
         )
-        if done.dtype == torch.uint8:  # see _step_core
-            terminated, truncated, done = terminated.view(torch.bool), truncated.view(torch.bool), done.view(torch.bool)
+        terminated, truncated, done = unpack_flags(terminated, truncated, done)
         state, elapsed, obs = self._autoreset(state, elapsed, final_obs, done)
         self.state, self.elapsed_steps = state, elapsed
         info = {"final_obs": final_obs, "_final_obs": done}

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from vecenvs.core import _INDUCTOR_OPTIONS, Device, TorchVecEnv, _private_code_copy, check_actions
+from vecenvs.core import Device, TorchVecEnv, check_actions, compile_method, pack_flags, unpack_flags
 from vecenvs.mujoco.tasks import Fields, LocomotionTask, make_task
 
 # mju_isBad's threshold (engine_util_misc.h mjMAXVAL): MuJoCo treats larger values as diverged
@@ -112,10 +112,7 @@ class MujocoVecEnv(TorchVecEnv):
         k = 1 if self.task.name in ("Hopper", "Walker2d", "HalfCheetah") else 2  # x, or x and y
         self._pos_before = torch.zeros(num_envs, k, dtype=torch.float64, device=self.physics.device)
         self.metadata = {**self.metadata, "render_fps": int(np.round(1.0 / self.task.dt))}
-        self._outcome = self._outcome_eager
-        if compile:  # a private code copy per env: see TorchVecEnv.__init__
-            fn = _private_code_copy(type(self)._outcome_eager).__get__(self)
-            self._outcome = torch.compile(fn, dynamic=False, options=_INDUCTOR_OPTIONS)
+        self._outcome = compile_method(self, type(self)._outcome_eager) if compile else self._outcome_eager
 
     # --- helpers ------------------------------------------------------------------------
     def _reset_rows(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,9 +192,7 @@ class MujocoVecEnv(TorchVecEnv):
         elapsed = elapsed + 1
         truncated = (elapsed >= self.max_episode_steps) | (sim_error & ~terminated)
         done = terminated | truncated
-        if obs.device.type == "cpu" and torch.compiler.is_compiling():
-            # bool outputs of Inductor CPU kernels are slow to store (see TorchVecEnv._step_core)
-            terminated, truncated, done, sim_error = (t.to(torch.uint8) for t in (terminated, truncated, done, sim_error))
+        terminated, truncated, done, sim_error = pack_flags(terminated, truncated, done, sim_error)
         return obs, reward, terminated, truncated, done, sim_error, pos, elapsed
 
     def step(
@@ -212,8 +207,7 @@ class MujocoVecEnv(TorchVecEnv):
         obs, reward, terminated, truncated, done, sim_error, pos, elapsed = self._outcome(
             self.physics.read(), self._pos_before, act, failed, self.elapsed_steps.to(sim)
         )
-        if done.dtype == torch.uint8:  # bool outputs of the compiled CPU kernel, see _outcome_eager
-            terminated, truncated, done, sim_error = (t.view(torch.bool) for t in (terminated, truncated, done, sim_error))
+        terminated, truncated, done, sim_error = unpack_flags(terminated, truncated, done, sim_error)
         final_obs = obs
         self._pos_before = pos
         # On the host the check is free and skips the reset call on most steps; on an
