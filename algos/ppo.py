@@ -21,23 +21,38 @@ class PPOConfig(OnPolicyConfig):
     """PPO settings; the defaults are CleanRL's MuJoCo ones (`ppo_continuous_action.py`)."""
 
     learning_rate: float = 3e-4
+    """Adam learning rate (of the actor and critic together)"""
     anneal_lr: bool = True
+    """anneal the learning rate linearly to 0"""
+    anneal_lr_steps: int | None = None
+    """env steps over which the learning rate anneals to 0 (None: the run's total_steps; the SPO repo uses 1e7)"""
     num_minibatches: int = 32
+    """minibatches per epoch; the minibatch size is num_steps * num_envs / num_minibatches"""
     update_epochs: int = 10
+    """passes over the rollout batch per update"""
     clip_coef: float = 0.2
+    """surrogate clip range epsilon (also the value-clip range when clip_vloss)"""
     clip_vloss: bool = True
+    """clip the value loss around the rollout's values (baselines ppo2)"""
     norm_adv: bool = True
+    """normalize advantages per minibatch"""
     ent_coef: float = 0.0
+    """entropy bonus coefficient"""
     vf_coef: float = 0.5
+    """value-loss coefficient"""
     max_grad_norm: float = 0.5
+    """global gradient-norm clip"""
     target_kl: float | None = None
     """stop the epoch loop once the approximate KL exceeds this (None: never)"""
     adam_eps: float = 1e-5
+    """Adam epsilon (CleanRL: 1e-5; PyTorch's default: 1e-8)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_minibatches < 1 or self.update_epochs < 1:
             raise ValueError("num_minibatches and update_epochs must be >= 1")
+        if self.anneal_lr_steps is not None and self.anneal_lr_steps < 1:
+            raise ValueError(f"anneal_lr_steps must be None or >= 1, got {self.anneal_lr_steps}")
 
 
 
@@ -80,6 +95,8 @@ class PPO(OnPolicyAlgorithm):
     def update(self, buffer: RolloutBuffer, progress: float) -> dict[str, torch.Tensor]:
         cfg = self.config
         opt = self.optimizers["adam"]
+        if cfg.anneal_lr_steps is not None:
+            progress = min(self.global_step / cfg.anneal_lr_steps, 1.0)
         lr = cfg.learning_rate * (1.0 - progress) if cfg.anneal_lr else cfg.learning_rate
         for group in opt.param_groups:
             group["lr"] = lr

@@ -17,7 +17,8 @@ from algos.ppo import PPO, PPOConfig
 class SPOConfig(PPOConfig):
     """SPO settings: PPO's, with ``clip_coef`` read as SPO's epsilon (the official repo uses 0.2).
 
-    ``SPOConfig.preset("deep")`` is the paper's 7-layer actor (256, 256, 128, 128, 64, 64).
+    ``SPOConfig.preset("mujoco")`` is the official repository's MuJoCo recipe, with the paper's
+    7-layer actor (256, 256, 128, 128, 64, 64); ``preset("mujoco-ppo")`` keeps CleanRL's PPO settings.
     """
 
 

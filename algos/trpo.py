@@ -3,7 +3,10 @@
 A natural-gradient step found by conjugate gradient on Fisher-vector products, scaled to
 the KL radius and accepted by a backtracking line search only if KL <= max_kl and the
 surrogate improves; otherwise the old parameters stay. The critic is trained by Adam.
-Defaults follow sb3-contrib's TRPO.
+Defaults follow sb3-contrib's TRPO, including its KL convention: the Gaussian KL is averaged
+over the action dimensions (``kl_reduction="mean"``), so ``max_kl`` bounds the KL per action
+dimension. baselines and Spinning Up bound the KL of the joint distribution instead
+(``kl_reduction="sum"``), a trust region ``action_dim`` times tighter at the same ``max_kl``.
 """
 
 from __future__ import annotations
@@ -22,17 +25,29 @@ from buffers import RolloutBuffer
 
 @dataclass
 class TRPOConfig(OnPolicyConfig):
-    """TRPO settings; defaults as sb3-contrib (CG 15 iterations, damping 0.1, max_kl 0.01)."""
+    """TRPO settings; defaults as sb3-contrib (CG 15 iterations, damping 0.1, max_kl 0.01, KL
+    averaged over action dimensions). ``TRPOConfig.preset("mujoco")`` is rl-zoo's MuJoCo recipe."""
 
     max_kl: float = 0.01
+    """trust-region radius: the largest mean KL(old || new) a step may reach (sb3-contrib's target_kl)"""
+    kl_reduction: str = "mean"
+    """Gaussian KL over action dimensions: 'mean' (sb3-contrib) or 'sum' (baselines, Spinning Up: the joint KL)"""
     cg_iters: int = 15
+    """conjugate-gradient iterations for the natural-gradient direction (sb3-contrib's cg_max_steps)"""
     cg_damping: float = 0.1
+    """damping added to the Fisher-vector product, F + damping * I"""
     line_search_steps: int = 10
+    """backtracking steps before the update is rejected and the old parameters kept"""
     line_search_shrink: float = 0.8
+    """step-size factor per backtracking step"""
     critic_learning_rate: float = 1e-3
+    """Adam learning rate of the value function"""
     critic_epochs: int = 10
+    """passes of the critic over the batch per update (sb3-contrib's n_critic_updates)"""
     critic_batch_size: int = 128
+    """critic minibatch size"""
     norm_adv: bool = True
+    """normalize advantages over the whole batch before the policy step"""
     fvp_subsample: int = 1
     """compute Fisher-vector products on every k-th sample (baselines uses 5)"""
 
@@ -40,6 +55,8 @@ class TRPOConfig(OnPolicyConfig):
         super().__post_init__()
         if self.max_kl <= 0 or self.cg_iters < 1 or self.fvp_subsample < 1:
             raise ValueError("max_kl must be > 0, cg_iters and fvp_subsample >= 1")
+        if self.kl_reduction not in ("mean", "sum"):
+            raise ValueError(f"kl_reduction must be 'mean' or 'sum', got {self.kl_reduction!r}")
 
 
 def conjugate_gradient(fvp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iters: int, tol: float = 1e-10) -> torch.Tensor:
@@ -74,6 +91,17 @@ def detached(dist: Distribution) -> Distribution:
     raise TypeError(f"TRPO cannot detach a {type(dist).__name__}; supported: Normal, Independent, Categorical")
 
 
+def mean_kl(old: Distribution, new: Distribution, reduction: str = "mean") -> torch.Tensor:
+    """E_s[KL(old || new)], per action dimension ('mean', sb3-contrib) or of the joint ('sum', Schulman et al. 2015).
+
+    For a factorised Gaussian the joint KL is the sum of the per-dimension ones, so 'mean' is
+    'sum' divided by the action dimension; a categorical has one dimension and both agree.
+    """
+    if reduction == "mean" and isinstance(old, Independent):
+        return kl_divergence(old.base_dist, new.base_dist).mean()
+    return kl_divergence(old, new).mean()
+
+
 class TRPO(OnPolicyAlgorithm):
     """Trust Region Policy Optimization for policies with an explicit ``distribution(obs)``."""
 
@@ -102,11 +130,11 @@ class TRPO(OnPolicyAlgorithm):
             return (self.policy.log_ratio(obs, actions, stored).exp() * adv).mean()
 
         def kl() -> torch.Tensor:
-            return kl_divergence(old_dist, self.policy.distribution(obs)).mean()
+            return mean_kl(old_dist, self.policy.distribution(obs), cfg.kl_reduction)
 
         def fvp(v: torch.Tensor) -> torch.Tensor:
             # F v = d/dtheta (grad KL . v), + damping v  (Schulman et al. 2015, appendix C)
-            kl_fvp = kl_divergence(fvp_old, self.policy.distribution(fvp_obs)).mean()
+            kl_fvp = mean_kl(fvp_old, self.policy.distribution(fvp_obs), cfg.kl_reduction)
             grads = torch.autograd.grad(kl_fvp, params, create_graph=True)
             flat = torch.cat([g.reshape(-1) for g in grads])
             hv = torch.autograd.grad(flat @ v, params)

@@ -1,0 +1,164 @@
+"""Run the MuJoCo 1M-step table and render it from its results file.
+
+    python scripts/results_table.py run --algos trpo spo --envs Hopper-v4 HalfCheetah-v4 Walker2d-v4 --seeds 0 1 2
+    python scripts/results_table.py render                  # print the Markdown table
+    python scripts/results_table.py render --check README.md   # fail if the README's copy differs
+
+``run`` trains each (algo, env, seed) one after another with the training script's own
+command line, reads the evaluation curve from the run's ``metrics.jsonl`` and appends one
+JSON line per run to ``results/mujoco_1m.jsonl``: the command, seed, commit, machine,
+curve, final and peak return. ``render`` turns that file into the README table, which sits
+between ``<!-- results:mujoco_1m -->`` markers, so a typed number cannot drift from its source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+import tyro
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results" / "mujoco_1m.jsonl"
+MARKER = "<!-- results:mujoco_1m -->"
+ENVS = ("Hopper-v4", "HalfCheetah-v4", "Walker2d-v4")
+# Each algorithm's reference recipe: its preset and rollout shape (see algos/presets.py).
+RECIPES = {
+    "ppo": ["--num-envs", "8", "--algo.num-steps", "256"],
+    "trpo": ["--preset", "mujoco", "--num-envs", "2"],
+    "spo": ["--preset", "mujoco", "--num-envs", "8"],
+}
+# Published 1M-step numbers the table sits beside (mean +/- standard error over 3 seeds).
+PUBLISHED = {
+    "ppo": ("CleanRL PPO, published", {"Hopper-v4": "2383 +/- 272", "HalfCheetah-v4": "1443 +/- 46", "Walker2d-v4": "2288 +/- 572"}),
+    "trpo": ("sb3-contrib TRPO, published", {"Hopper-v4": "3372 +/- 215", "HalfCheetah-v4": "1803 +/- 46", "Walker2d-v4": "4502 +/- 234"}),
+}
+LABELS = {"ppo": "PPO (ours)", "trpo": "TRPO (ours, `--preset mujoco`)", "spo": "SPO (ours, `--preset mujoco`)"}
+
+
+@dataclass
+class Run:
+    """Train every (algo, env, seed) in turn and append each run's record to the results file."""
+
+    algos: list[str] = field(default_factory=lambda: ["trpo", "spo"])
+    envs: list[str] = field(default_factory=lambda: list(ENVS))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    total_steps: int = 1_000_000
+    """env steps per run"""
+    eval_every: int = 100_000
+    """env steps between deterministic evaluations (10 episodes each)"""
+    out: Path = RESULTS
+    runs_root: Path = Path("runs/table")
+    """where the run directories go"""
+
+
+@dataclass
+class Render:
+    """Print the Markdown table of the results file, or check the README's copy of it."""
+
+    results: Path = RESULTS
+    check: Path | None = None
+    """a Markdown file whose table between the markers must equal the rendered one"""
+
+
+def command_for(algo: str, env_id: str, seed: int, total_steps: int, eval_every: int, run_dir: Path) -> list[str]:
+    return [
+        "python", f"scripts/train_{algo}.py", "--env-id", env_id, *RECIPES[algo], "--seed", str(seed),
+        "--total-steps", str(total_steps), "--eval-every", str(eval_every), "--eval-episodes", "10",
+        "--no-progress", "--run-dir", str(run_dir),
+    ]
+
+
+def eval_curve(run_dir: Path) -> list[list[float]]:
+    """``[[env_step, eval_return], ...]`` from a run's ``metrics.jsonl``."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [[r["step"], r["eval/return"]] for r in rows if "eval/return" in r]
+
+
+def run(args: Run) -> None:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "algos", "nets", "buffers", "vecenvs", "scripts"],
+                                cwd=ROOT, capture_output=True, text=True).stdout.strip())
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for algo in args.algos:
+        for env_id in args.envs:
+            for seed in args.seeds:
+                run_dir = args.runs_root / algo / env_id / f"seed{seed}"
+                cmd = command_for(algo, env_id, seed, args.total_steps, args.eval_every, run_dir)
+                print("$", shlex.join(cmd), flush=True)
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
+                seconds = time.perf_counter() - t0
+                curve = eval_curve(ROOT / run_dir)
+                record = {
+                    "algo": algo, "env_id": env_id, "seed": seed, "command": shlex.join(cmd),
+                    "commit": commit + ("-dirty" if dirty else ""), "machine": machine, "seconds": round(seconds, 1),
+                    "curve": curve, "final": curve[-1][1], "peak": max(r for s, r in curve if s > 0),
+                }
+                with args.out.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                print(f"{algo} {env_id} seed {seed}: final {record['final']:.0f}, peak {record['peak']:.0f}, {seconds:.0f} s", flush=True)
+
+
+def load(results: Path) -> list[dict]:
+    """The records of a results file; a later record of the same (algo, env, seed) replaces an earlier one."""
+    latest: dict[tuple, dict] = {}
+    for line in results.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            latest[(r["algo"], r["env_id"], r["seed"])] = r
+    return list(latest.values())
+
+
+def render(records: list[dict]) -> str:
+    """The Markdown table: per algorithm and env, the mean final return over seeds and each seed's final (peak)."""
+    algos = [a for a in RECIPES if any(r["algo"] == a for r in records)]
+    lines = ["| algo | seeds | " + " | ".join(ENVS) + " |", "|---|---|" + "---|" * len(ENVS)]
+    for algo in algos:
+        cells, seeds = [], set()
+        for env_id in ENVS:
+            rs = sorted((r for r in records if r["algo"] == algo and r["env_id"] == env_id), key=lambda r: r["seed"])
+            seeds |= {r["seed"] for r in rs}
+            if not rs:
+                cells.append("")
+                continue
+            each = ", ".join(f"{r['final']:.0f} ({r['peak']:.0f})" for r in rs)
+            cells.append(f"**{statistics.mean(r['final'] for r in rs):.0f}**: {each}")
+        lines.append(f"| {LABELS[algo]} | {', '.join(map(str, sorted(seeds)))} | " + " | ".join(cells) + " |")
+        if algo in PUBLISHED:
+            name, numbers = PUBLISHED[algo]
+            lines.append(f"| {name} | 3 | " + " | ".join(numbers[e] for e in ENVS) + " |")
+    return "\n".join(lines)
+
+
+def readme_table(markdown: str) -> str:
+    """The text between the two results markers of a Markdown file."""
+    parts = markdown.split(MARKER)
+    if len(parts) != 3:
+        raise ValueError(f"expected exactly two {MARKER!r} markers, found {len(parts) - 1}")
+    return parts[1].strip()
+
+
+def main(args: Run | Render) -> None:
+    if isinstance(args, Run):
+        run(args)
+        return
+    table = render(load(args.results))
+    if args.check is None:
+        print(table)
+        return
+    if readme_table(args.check.read_text()) != table:
+        raise SystemExit(f"the table in {args.check} differs from {args.results}; regenerate it with: python scripts/results_table.py render")
+    print(f"{args.check} matches {args.results}")
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Run | Render))  # type: ignore[arg-type]  # subcommands: run, render
