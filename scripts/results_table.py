@@ -5,7 +5,7 @@
     python scripts/results_table.py render --check README.md   # fail if the README's copy differs
 
 ``run`` trains each (algo, env, seed) one after another with the training script's own
-command line, reads the evaluation curve from the run's ``metrics.jsonl`` and appends one
+command line (a run whose directory already holds a finished run is recorded, not retrained), reads the evaluation curve from the run's ``metrics.jsonl`` and appends one
 JSON line per run to ``results/mujoco_1m.jsonl``: the command, seed, commit, machine,
 curve, final and peak return. ``render`` turns that file into the README table, which sits
 between ``<!-- results:mujoco_1m -->`` markers, so a typed number cannot drift from its source.
@@ -84,6 +84,11 @@ def eval_curve(run_dir: Path) -> list[list[float]]:
     return [[r["step"], r["eval/return"]] for r in rows if "eval/return" in r]
 
 
+def _last_time(run_dir: Path) -> float:
+    """Seconds from the run's start to its last logged row (``metrics.jsonl``'s ``time``)."""
+    return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["time"]
+
+
 def run(args: Run) -> None:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "algos", "nets", "buffers", "vecenvs", "scripts"],
@@ -95,11 +100,15 @@ def run(args: Run) -> None:
             for seed in args.seeds:
                 run_dir = args.runs_root / algo / env_id / f"seed{seed}"
                 cmd = command_for(algo, env_id, seed, args.total_steps, args.eval_every, run_dir)
-                print("$", shlex.join(cmd), flush=True)
-                t0 = time.perf_counter()
-                subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
-                seconds = time.perf_counter() - t0
-                curve = eval_curve(ROOT / run_dir)
+                curve = eval_curve(ROOT / run_dir) if (ROOT / run_dir / "metrics.jsonl").is_file() else []
+                if curve and curve[-1][0] >= args.total_steps:  # finished earlier (an interrupted sweep): record it
+                    seconds = _last_time(ROOT / run_dir)
+                else:
+                    print("$", shlex.join(cmd), flush=True)
+                    t0 = time.perf_counter()
+                    subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
+                    seconds = time.perf_counter() - t0
+                    curve = eval_curve(ROOT / run_dir)
                 record = {
                     "algo": algo, "env_id": env_id, "seed": seed, "command": shlex.join(cmd),
                     "commit": commit + ("-dirty" if dirty else ""), "machine": machine, "seconds": round(seconds, 1),
