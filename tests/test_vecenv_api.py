@@ -242,7 +242,9 @@ def test_bad_discrete_actions() -> None:
         torch.zeros(4, dtype=torch.float32),  # float where int expected
         torch.zeros(4, dtype=torch.bool),
         torch.zeros(4, dtype=torch.int64, device="meta"),  # device
-        np.zeros(4, dtype=np.int64),  # not a tensor
+        np.zeros(3, dtype=np.int64),  # NumPy is converted, but its shape is still checked
+        np.zeros(4, dtype=np.float32),  # NumPy floats where ints expected
+        [0, 1, 1],  # a list of the wrong length
     ):
         with pytest.raises(ValueError) as e:
             env.step(bad)

@@ -4,10 +4,11 @@
 tensor env for the ids in :func:`registered_ids` and a gymnasium adapter for any other
 gymnasium id. All of them follow the :class:`TorchVecEnv` conventions: torch tensors on
 ``env.device``, ``terminated`` and ``truncated`` apart, same-step autoreset with
-``info["final_obs"]``.
+``info["final_obs"]``. :class:`NumpyVecEnv` is a NumPy ``gymnasium.vector.VectorEnv`` view
+of any of them, ``SB3VecEnv`` (needs stable-baselines3) a Stable-Baselines3 ``VecEnv`` one.
 """
 
-from vecenvs.core import TorchVecEnv, TorchVecEnvWrapper, check_actions
+from vecenvs.core import TorchVecEnv, TorchVecEnvWrapper, as_actions, check_actions, check_device, check_num_envs
 from vecenvs.registry import make, register, registered_ids
 from vecenvs import classic  # noqa: F401  (registers the classic-control ids)
 
@@ -16,13 +17,18 @@ try:
 except ImportError:
     pass
 from vecenvs.adapter import GymnasiumVecEnv
+from vecenvs.numpy_env import NumpyVecEnv
 from vecenvs.wrappers import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, RescaleAction
 
 __all__ = [
     "TorchVecEnv",
     "TorchVecEnvWrapper",
     "GymnasiumVecEnv",
+    "NumpyVecEnv",
+    "as_actions",
     "check_actions",
+    "check_device",
+    "check_num_envs",
     "make",
     "register",
     "registered_ids",
@@ -32,3 +38,17 @@ __all__ = [
     "ClipAction",
     "RecordEpisodeStatistics",
 ]
+
+
+def __getattr__(name: str):
+    # SB3VecEnv is resolved on first use, so that ``import vecenvs`` never imports
+    # stable_baselines3 (an optional dependency). It is left out of __all__ for the same reason.
+    if name == "SB3VecEnv":
+        from vecenvs.sb3 import SB3VecEnv
+
+        return SB3VecEnv
+    raise AttributeError(f"module 'vecenvs' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "SB3VecEnv"])

@@ -20,7 +20,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from vecenvs.core import Device, check_actions
+from vecenvs.core import Device, as_actions, check_device, check_num_envs
 
 
 def _to_tensor(x: Any, device: torch.device) -> Any:
@@ -51,7 +51,8 @@ class GymnasiumVecEnv(VectorEnv):
       that did.
     - ``reset(seed=s)`` seeds sub-env ``i`` with ``s + i`` (gymnasium's rule); the
       ``seed`` given here is used by the first reset that passes none.
-    - Actions are validated with :func:`vecenvs.core.check_actions`; Discrete actions go
+    - Actions (tensors, or NumPy arrays/lists such as ``action_space.sample()``) are
+      converted and validated with :func:`vecenvs.core.as_actions`; Discrete actions go
       to gymnasium as int64, Box actions as float32.
     - ``state_dict()`` is ``{}``: gymnasium's internal state cannot be captured, so a
       resumed run continues from a fresh reset, not from the saved state.
@@ -66,13 +67,12 @@ class GymnasiumVecEnv(VectorEnv):
         vectorization_mode: str = "sync",
         **env_kwargs: Any,
     ) -> None:
-        if not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        num_envs = check_num_envs(num_envs)
         if "compile" in env_kwargs:
             raise ValueError(f"compile= applies to native tensor envs; {env_id!r} runs through the gymnasium adapter, which steps gymnasium's own env")
         self.env_id = env_id
         self.num_envs = num_envs
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self._seed = None if seed is None else int(seed)
         vector_kwargs: dict[str, Any] = {}
         if vectorization_mode in ("sync", "async"):
@@ -123,11 +123,11 @@ class GymnasiumVecEnv(VectorEnv):
         return self._obs(obs), _to_tensor(info, self.device)
 
     def step(
-        self, actions: torch.Tensor
+        self, actions: torch.Tensor | np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
-        check_actions(actions, self.single_action_space, self.num_envs, self.device)
+        actions = as_actions(actions, self.single_action_space, self.num_envs, self.device)
         np_actions = actions.detach().cpu().numpy()
         np_actions = np_actions.astype(np.int64 if self._discrete else np.float32, copy=False)
         obs, reward, terminated, truncated, info = self.env.step(np_actions)

@@ -26,28 +26,71 @@ def new_seed() -> int:
     return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
+def check_device(device: Device) -> torch.device:
+    """``torch.device(device)``, with a clear error when that device is not available here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"invalid device {device!r}: expected 'cpu', 'cuda', 'cuda:N' or another torch device ({e})") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} was asked for, but CUDA is not available on this machine (torch {torch.__version__}); use device='cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r} was asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type not in ("cpu", "meta") and not getattr(getattr(torch, dev.type, None), "is_available", lambda: True)():
+        raise ValueError(f"device {str(device)!r} was asked for, but {dev.type} is not available on this machine; use device='cpu'")
+    return dev
+
+
+def check_num_envs(num_envs: Any) -> int:
+    """``num_envs`` as an int, or a ``ValueError`` saying a positive int is expected."""
+    if isinstance(num_envs, (bool, np.bool_)) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive int (1, 2, ...), got {num_envs!r}")
+    return int(num_envs)
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    # "cuda" (no index) is whatever device is current: a tensor made with device="cuda"
+    # reports "cuda:0", which must count as a match.
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def _expected_actions(space: gym.Space, num_envs: int) -> tuple[bool, tuple[int, ...]]:
+    discrete = isinstance(space, gym.spaces.Discrete)
+    return discrete, (num_envs,) if discrete else (num_envs, *space.shape)
+
+
+def _expected_message(space: gym.Space, num_envs: int, device: torch.device) -> str:
+    # Only built on error: formatting it on every step would cost more than the checks.
+    discrete, shape = _expected_actions(space, num_envs)
+    kind = "an integer dtype (e.g. torch.int64)" if discrete else "a floating dtype (e.g. torch.float32)"
+    return f"expected a torch.Tensor of shape {shape}, {kind}, on device {device}"
+
+
 def check_actions(
     actions: torch.Tensor, space: gym.Space, num_envs: int, device: torch.device
 ) -> torch.Tensor:
-    """Validate a batch of actions against a single-env action space.
+    """Validate a batch of action tensors against a single-env action space.
 
     Raises ``ValueError`` naming the expected shape, dtype and device. Discrete actions
     must be integers in range; continuous ones floating point (out-of-bound values are
-    left to the env, which handles them exactly as gymnasium does).
+    left to the env, which handles them exactly as gymnasium does). NumPy or Python
+    actions go through :func:`as_actions` instead.
     """
-    discrete = isinstance(space, gym.spaces.Discrete)
-    expected_shape = (num_envs,) if discrete else (num_envs, *space.shape)
-    kind = "an integer dtype (e.g. torch.int64)" if discrete else "a floating dtype (e.g. torch.float32)"
-    expected = f"expected a torch.Tensor of shape {expected_shape}, {kind}, on device {device}"
+    discrete, expected_shape = _expected_actions(space, num_envs)
+
+    def expected() -> str:
+        return _expected_message(space, num_envs, device)
+
     if not isinstance(actions, torch.Tensor):
-        raise ValueError(f"actions must be a torch.Tensor, got {type(actions).__name__}; {expected}")
+        raise ValueError(f"actions must be a torch.Tensor, got {type(actions).__name__}; {expected()}")
     if tuple(actions.shape) != expected_shape:
-        raise ValueError(f"actions have shape {tuple(actions.shape)}; {expected}")
-    if actions.device != device:
-        raise ValueError(f"actions are on device {actions.device}; {expected}")
+        raise ValueError(f"actions have shape {tuple(actions.shape)}; {expected()}")
+    if not _same_device(actions.device, device):
+        raise ValueError(f"actions are on device {actions.device}; {expected()}")
     if discrete:
         if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
-            raise ValueError(f"actions have dtype {actions.dtype}; {expected}")
+            raise ValueError(f"actions have dtype {actions.dtype}; {expected()}")
         low, high = int(space.start), int(space.start + space.n - 1)
         if device.type == "cpu":
             lo, hi = torch.aminmax(actions)  # one pass; the host is the device, so .item() is free
@@ -57,8 +100,39 @@ def check_actions(
         else:  # no host sync on accelerators: the check fails at the next synchronisation
             torch._assert_async(((actions >= low) & (actions <= high)).all(), f"discrete actions must lie in {low}..{high}")
     elif not actions.dtype.is_floating_point:
-        raise ValueError(f"actions have dtype {actions.dtype}; {expected}")
+        raise ValueError(f"actions have dtype {actions.dtype}; {expected()}")
     return actions
+
+
+def as_actions(actions: Any, space: gym.Space, num_envs: int, device: torch.device) -> torch.Tensor:
+    """A validated action tensor from a tensor, a NumPy array, a list or a Python number.
+
+    Tensors are checked as they are (:func:`check_actions`). Anything else, e.g. what
+    ``env.action_space.sample()`` returns, is converted on ``device`` to float32 (Box, from
+    any real dtype) or int64 (Discrete, from integers only; a bare int when ``num_envs == 1``),
+    after the same shape check, so a wrong shape raises the same ``ValueError``.
+    """
+    if isinstance(actions, torch.Tensor):
+        return check_actions(actions, space, num_envs, device)
+    discrete, expected_shape = _expected_actions(space, num_envs)
+
+    def expected() -> str:
+        return _expected_message(space, num_envs, device) + " (NumPy arrays and lists of that shape are converted)"
+
+    try:
+        arr = np.asarray(actions)
+    except (ValueError, TypeError) as e:  # e.g. a ragged list
+        raise ValueError(f"actions of type {type(actions).__name__} cannot be read as an array ({e}); {expected()}") from None
+    kinds = "iu" if discrete else "iuf"
+    if arr.dtype.kind not in kinds:
+        raise ValueError(f"actions have NumPy dtype {arr.dtype}; {expected()}")
+    if discrete and arr.ndim == 0 and num_envs == 1:
+        arr = arr.reshape(1)  # env.step(1) on a single env is unambiguous
+    if arr.shape != expected_shape:
+        raise ValueError(f"actions have shape {arr.shape}; {expected()}")
+    # torch.tensor copies: the env must not alias an array the caller may reuse
+    tensor = torch.tensor(arr, dtype=torch.int64 if discrete else torch.float32, device=device)
+    return check_actions(tensor, space, num_envs, device) if discrete else tensor  # range check
 
 
 def _shares_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -119,7 +193,16 @@ class TorchVecEnv(VectorEnv):
     - ``_observe(state) -> obs`` (float32).
 
     This class adds the time limit, same-step autoreset with ``final_obs``, seeding,
-    action validation and the optional ``torch.compile`` of the step.
+    action validation and conversion (:func:`as_actions`: tensors, NumPy arrays such as
+    ``env.action_space.sample()``, lists) and the optional ``torch.compile`` of the step.
+
+    Simulation errors, the same for every native env (classic control and MuJoCo):
+    ``info["sim_error"]`` (bool ``[N]``, on every step) marks the rows whose action was
+    non-finite (NaN/inf) or whose next state, observation or reward is not finite (MuJoCo
+    also: diverged physics). Such a row is reset in the same step and reported as
+    ``truncated=True``, ``terminated=False``, with reward 0 and the non-finite entries of
+    ``info["final_obs"]`` set to 0, so nothing non-finite leaks; the other rows are
+    unaffected. The checks are tensor ops (no host sync on accelerators).
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -137,12 +220,11 @@ class TorchVecEnv(VectorEnv):
         dtype: torch.dtype = torch.float32,
         compile: bool = False,
     ) -> None:
-        if not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
+        num_envs = check_num_envs(num_envs)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.num_envs = num_envs
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.dtype = dtype
         self.max_episode_steps = int(max_episode_steps)
         self.single_observation_space = single_observation_space
@@ -194,25 +276,36 @@ class TorchVecEnv(VectorEnv):
         # Everything per-step that is pure tensor code, so that compile=True fuses it all
         # (dynamics, observation, time limit and the done mask) into one kernel.
         next_state, reward, terminated = self._dynamics(state, action)
+        obs = self._observe(next_state)
+        # One sum per row is non-finite iff one of its terms is (or it overflows, which only
+        # absurd values reach): fewer kernels than isfinite().all() per tensor, in eager mode.
+        total = next_state.sum(1) + obs.flatten(1).sum(1) + reward
+        if action.dtype.is_floating_point:  # static under compile; integer actions are always finite
+            total = total + action.flatten(1).sum(1)
+        ok = torch.isfinite(total)
+        sim_error = ~ok
+        reward = torch.where(ok, reward, 0.0)
+        obs = torch.nan_to_num(obs, nan=0.0, posinf=0.0, neginf=0.0)
+        terminated = terminated & ok  # a garbage state says nothing about termination
         elapsed = elapsed + 1
-        truncated = elapsed >= self.max_episode_steps
+        truncated = (elapsed >= self.max_episode_steps) | sim_error
         done = terminated | truncated
-        terminated, truncated, done = pack_flags(terminated, truncated, done)
-        return next_state, self._observe(next_state), reward, terminated, truncated, done, elapsed
+        terminated, truncated, done, sim_error = pack_flags(terminated, truncated, done, sim_error)
+        return next_state, obs, reward, terminated, truncated, done, sim_error, elapsed
 
     def step(
-        self, actions: torch.Tensor
+        self, actions: torch.Tensor | np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
-        check_actions(actions, self.single_action_space, self.num_envs, self.device)
-        state, final_obs, reward, terminated, truncated, done, elapsed = self._core(
+        actions = as_actions(actions, self.single_action_space, self.num_envs, self.device)
+        state, final_obs, reward, terminated, truncated, done, sim_error, elapsed = self._core(
             self.state, self.elapsed_steps, actions
         )
-        terminated, truncated, done = unpack_flags(terminated, truncated, done)
+        terminated, truncated, done, sim_error = unpack_flags(terminated, truncated, done, sim_error)
         state, elapsed, obs = self._autoreset(state, elapsed, final_obs, done)
         self.state, self.elapsed_steps = state, elapsed
-        info = {"final_obs": final_obs, "_final_obs": done}
+        info = {"final_obs": final_obs, "_final_obs": done, "sim_error": sim_error}
         return obs, reward, terminated, truncated, info
 
     def _autoreset(self, state, elapsed, final_obs, done):

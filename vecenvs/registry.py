@@ -6,6 +6,7 @@ gymnasium id goes through :class:`vecenvs.adapter.GymnasiumVecEnv`.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -13,7 +14,7 @@ import gymnasium as gym
 import torch
 from gymnasium.vector import VectorEnv
 
-from vecenvs.core import Device
+from vecenvs.core import Device, check_device, check_num_envs
 
 
 @dataclass
@@ -58,7 +59,8 @@ def make(
     """
     from vecenvs.adapter import GymnasiumVecEnv  # local: the adapter imports this module's users
 
-    device = torch.device(device)
+    num_envs = check_num_envs(num_envs)
+    device = check_device(device)
     if env_id in _REGISTRY:
         spec = _REGISTRY[env_id]
         name = backend or spec.default_backend(device)
@@ -74,8 +76,20 @@ def make(
             raise ValueError(f"{env_id} has no native implementation, so only backend='gymnasium' is available")
         return GymnasiumVecEnv(env_id, num_envs=num_envs, device=device, seed=seed, **kwargs)
     raise ValueError(
-        f"unknown env id {env_id!r}. Native tensor envs: {', '.join(registered_ids())}. "
-        "Any other id registered in gymnasium (e.g. 'HalfCheetah-v5', 'Hopper-v4') goes through "
-        "the gymnasium adapter; install the package that registers it (for MuJoCo: pip install "
-        "'policyopt[mujoco]')."
+        f"unknown env id {env_id!r}.{_did_you_mean(env_id)} Native tensor envs: {', '.join(registered_ids())}. "
+        "Any other id registered in gymnasium (e.g. 'LunarLander-v3', 'BipedalWalker-v3') goes "
+        "through the gymnasium adapter; install the package that registers it (e.g. "
+        "pip install 'gymnasium[box2d]')."
     )
+
+
+def _did_you_mean(env_id: str) -> str:
+    """' Did you mean ...?' over the native and gymnasium ids, or '' when nothing is close."""
+    ids = sorted(set(_REGISTRY) | set(gym.registry))
+    close = difflib.get_close_matches(env_id, ids, n=3, cutoff=0.6)
+    if not close:  # also match ignoring case and the version suffix ("cartpole" -> CartPole-v1)
+        lowered = {i.lower(): i for i in ids}
+        stems = {i.lower().rsplit("-v", 1)[0]: i for i in ids}
+        close = [lowered[m] for m in difflib.get_close_matches(env_id.lower(), list(lowered), n=3, cutoff=0.6)]
+        close = close or [stems[m] for m in difflib.get_close_matches(env_id.lower(), list(stems), n=3, cutoff=0.6)]
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

@@ -23,7 +23,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from vecenvs.core import Device, TorchVecEnvWrapper, check_actions
+from vecenvs.core import Device, TorchVecEnvWrapper, as_actions
 
 
 class RunningMeanStd:
@@ -260,9 +260,9 @@ class _BoxActionWrapper(TorchVecEnvWrapper):
         self._env_low = torch.as_tensor(space.low, dtype=torch.float32, device=device)
         self._env_high = torch.as_tensor(space.high, dtype=torch.float32, device=device)
 
-    def step(self, actions: torch.Tensor):
-        # Validate against the wrapper's own space: broadcasting could hide a bad shape.
-        check_actions(actions, self.single_action_space, self.num_envs, torch.device(self.device))
+    def step(self, actions: torch.Tensor | np.ndarray):
+        # Validate (and convert NumPy) against the wrapper's own space: broadcasting could hide a bad shape.
+        actions = as_actions(actions, self.single_action_space, self.num_envs, torch.device(self.device))
         return self.env.step(self.actions(actions))
 
     def actions(self, actions: torch.Tensor) -> torch.Tensor:

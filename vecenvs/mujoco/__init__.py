@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from vecenvs.core import Device
+from vecenvs.core import Device, check_device, check_num_envs
 from vecenvs.mujoco.tasks import TASKS, VERSIONS, make_task
 from vecenvs.registry import register
 
@@ -45,7 +45,8 @@ def make_mujoco(
     """
     if env_id not in ENV_IDS:
         raise ValueError(f"unknown MuJoCo task id {env_id!r}; available: {', '.join(ENV_IDS)}")
-    device = torch.device(device)
+    num_envs = check_num_envs(num_envs)
+    device = check_device(device)
     backend = backend or _default_backend(device)
     if backend not in BACKENDS:
         raise ValueError(f"unknown MuJoCo backend {backend!r}; available: {', '.join(BACKENDS)} (and 'gymnasium' through vecenvs.make)")

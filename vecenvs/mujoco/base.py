@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from vecenvs.core import Device, TorchVecEnv, check_actions, compile_method, pack_flags, unpack_flags
+from vecenvs.core import Device, TorchVecEnv, as_actions, compile_method, pack_flags, unpack_flags
 from vecenvs.mujoco.tasks import Fields, LocomotionTask, make_task
 
 # mju_isBad's threshold (engine_util_misc.h mjMAXVAL): MuJoCo treats larger values as diverged
@@ -57,11 +57,11 @@ class MujocoVecEnv(TorchVecEnv):
     The physics runs in ``physics`` (MuJoCo C through mjbatch on CPU threads, or MuJoCo
     Warp); observations, rewards, termination and reset noise are batched torch code from
     :mod:`vecenvs.mujoco.tasks`. Autoreset is same-step as in :class:`TorchVecEnv`, with
-    ``info["final_obs"]``/``info["_final_obs"]``, plus ``info["sim_error"]`` (bool [N]):
-    envs given a non-finite action or whose simulation diverged (MuJoCo's bad
-    qpos/qvel/qacc autoreset, non-finite or huge state, a MuJoCo error). Such an env is
-    reset, its episode reported as truncated (unless it also terminated), its reward and
-    final observation have non-finite entries replaced by 0; the other envs are unaffected.
+    ``info["final_obs"]``/``info["_final_obs"]``, and ``info["sim_error"]`` handled as for
+    every native env (see :class:`TorchVecEnv`): a non-finite action, a diverged simulation
+    (MuJoCo's bad qpos/qvel/qacc autoreset, a non-finite or huge qpos/qvel, a MuJoCo
+    error) or a non-finite observation or reward (also after the cast to float32, e.g. the
+    control cost of a 1e30 action) resets that env as truncated, with reward 0.
     """
 
     state_dim = 0  # the physics state lives in the backend, not in ``self.state``
@@ -181,26 +181,30 @@ class MujocoVecEnv(TorchVecEnv):
         pos = self.task.position(f).clone()  # clone: a view the next physics call overwrites
         velocity = (pos - pos_before) / self.task.dt  # (pos_after - pos_before) / dt, as in every *_v5.step
         reward, terminated = self.task.reward_terminated(f, velocity, act)
-        obs = self.task.observe(f)
+        # Checked after the casts: a float64 value can overflow float32 (a 1e30 action's
+        # control cost is -3e57, -inf as float32).
+        reward = reward.to(torch.float32)
+        obs = self.task.observe(f).to(self.dtype)
         # |x| <= mjMAXVAL is False for NaN, inf and values MuJoCo calls diverged
         state_ok = (f["qpos"].abs() <= _MAXVAL).all(1) & (f["qvel"].abs() <= _MAXVAL).all(1)
-        obs_finite, rew_ok = torch.isfinite(obs), torch.isfinite(reward)
+        obs_finite = torch.isfinite(obs)
         bad_action = ~torch.isfinite(act).all(1)
-        sim_error = bad_action | failed | ~state_ok | ~obs_finite.all(1) | ~rew_ok
-        reward = torch.where(rew_ok, reward, 0.0).to(torch.float32)
-        obs = torch.where(obs_finite, obs, 0.0).to(self.dtype)
+        sim_error = bad_action | failed | ~state_ok | ~obs_finite.all(1) | ~torch.isfinite(reward)
+        reward = torch.where(sim_error, 0.0, reward)
+        obs = torch.where(obs_finite, obs, 0.0)
+        terminated = terminated & ~sim_error  # a diverged state says nothing about termination
         elapsed = elapsed + 1
-        truncated = (elapsed >= self.max_episode_steps) | (sim_error & ~terminated)
+        truncated = (elapsed >= self.max_episode_steps) | sim_error
         done = terminated | truncated
         terminated, truncated, done, sim_error = pack_flags(terminated, truncated, done, sim_error)
         return obs, reward, terminated, truncated, done, sim_error, pos, elapsed
 
     def step(
-        self, actions: torch.Tensor
+        self, actions: torch.Tensor | np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
-        check_actions(actions, self.single_action_space, self.num_envs, self.device)
+        actions = as_actions(actions, self.single_action_space, self.num_envs, self.device)
         sim = self.physics.device
         act = actions.to(sim)
         failed = self.physics.step(act)
