@@ -20,7 +20,10 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give it the mode of the run's other files
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -65,3 +68,18 @@ def space_from_description(d: dict[str, Any]) -> gym.Space:
 def space_shape(space: gym.Space) -> tuple[int, ...]:
     """The shape of one element: () for Discrete."""
     return () if isinstance(space, gym.spaces.Discrete) else tuple(space.shape)
+
+
+def check_spaces(agent_obs: gym.Space, agent_act: gym.Space, env: Any, agent_name: str = "the agent") -> None:
+    """Raise ``ValueError`` naming both when ``env``'s single-env spaces differ from the agent's."""
+    for name, mine, theirs in (("observation", agent_obs, env.single_observation_space), ("action", agent_act, env.single_action_space)):
+        try:
+            same = describe_space(mine) == describe_space(theirs)
+        except ValueError:
+            same = False
+        if not same:
+            env_name = getattr(getattr(env, "spec", None), "id", None) or type(getattr(env, "unwrapped", env)).__name__
+            raise ValueError(
+                f"{agent_name} was trained on {name} space {mine} (shape {space_shape(mine)}), but the env "
+                f"({env_name}) has {theirs} (shape {space_shape(theirs)}): use an env with the same spaces as the training env"
+            )

@@ -13,17 +13,18 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from algos.checkpoint import atomic_save, describe_space, load_checkpoint, space_from_description, space_shape
+from algos.checkpoint import atomic_save, check_spaces, describe_space, load_checkpoint, space_from_description, space_shape
 from algos.evaluation import evaluate
 from algos.logger import RunLogger
 from algos.presets import preset
 from buffers import RolloutBuffer
 from nets import StochasticPolicy, ValueCritic, make_policy
-from vecenvs import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TorchVecEnv, TorchVecEnvWrapper
+from vecenvs import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TorchVecEnv, TorchVecEnvWrapper, check_device
 from vecenvs.wrappers import RunningMeanStd
 
 
@@ -38,23 +39,35 @@ class OnPolicyConfig:
     num_steps: int = 2048
     """rollout length per env copy; a batch holds num_steps * num_envs transitions"""
     gamma: float = 0.99
+    """discount factor"""
     gae_lambda: float = 0.95
+    """GAE lambda (1: Monte Carlo returns, 0: one-step TD)"""
     truncation_as_termination: bool = False
     """CleanRL parity: treat time-limit truncation as termination (no bootstrap). Biased; off by default."""
     normalize_obs: bool = True
+    """normalize observations by running mean/std (saved with the agent)"""
     obs_clip: float = 10.0
+    """clip normalized observations to [-obs_clip, obs_clip]"""
     normalize_reward: bool = True
+    """scale rewards by the running std of the discounted return"""
     reward_clip: float = 10.0
+    """clip scaled rewards to [-reward_clip, reward_clip]"""
     actor_hidden: tuple[int, ...] = (64, 64)
+    """hidden layer sizes of the policy MLP"""
     critic_hidden: tuple[int, ...] = (64, 64)
+    """hidden layer sizes of the value MLP"""
     activation: str = "tanh"
+    """hidden activation of both MLPs (tanh, relu, elu, mish, ...)"""
     log_std_init: float = 0.0
+    """initial log standard deviation of a Gaussian policy"""
     state_dependent_std: bool = False
+    """Gaussian std from the network (True) or one learned parameter per action dimension (False)"""
     use_sde: bool = False
     """Box actions: generalized state-dependent exploration (gSDE, Raffin et al. 2022) instead of white Gaussian noise"""
     sde_sample_freq: int = -1
     """with use_sde: redraw the exploration noise every this many steps (-1: once per rollout)"""
     seed: int = 0
+    """seeds torch (network init, action sampling); the env's randomness comes from the env's own seed"""
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:
@@ -84,7 +97,7 @@ class OnPolicyAlgorithm:
         if not isinstance(self.config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(self.config).__name__}")
         cfg = self.config
-        self.device = torch.device(getattr(env, "device", "cpu"))
+        self.device = check_device(getattr(env, "device", "cpu"))
         torch.manual_seed(cfg.seed)
         self.observation_space = env.single_observation_space
         self.action_space = env.single_action_space
@@ -135,19 +148,29 @@ class OnPolicyAlgorithm:
 
     # --- acting -------------------------------------------------------------------------
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """Env-ready actions for a batch of raw observations [B, obs_dim] (normalised internally)."""
-        expected = (self.observation_space.shape[0],)
-        if not isinstance(obs, torch.Tensor) or obs.dim() != 2 or tuple(obs.shape[1:]) != expected:
-            got = tuple(obs.shape) if isinstance(obs, torch.Tensor) else type(obs).__name__
-            raise ValueError(f"act expects a tensor of shape [B, {expected[0]}], got {got}")
-        obs = obs.to(self.device, torch.float32)
+    def act(self, obs: torch.Tensor | np.ndarray, deterministic: bool = False) -> torch.Tensor | np.ndarray:
+        """Env-ready actions for raw observations (normalised internally), like SB3's ``predict``.
+
+        ``obs`` is a batch ``[B, obs_dim]`` or one observation ``[obs_dim]``, as a torch tensor
+        or a NumPy array; the actions come back in the same form (NumPy in, NumPy out; one
+        observation, one action), clipped to the action space's bounds.
+        """
+        expected = tuple(self.observation_space.shape)
+        as_numpy = isinstance(obs, np.ndarray)
+        if not (as_numpy or isinstance(obs, torch.Tensor)) or tuple(obs.shape[-len(expected):]) != expected or obs.ndim not in (1, 2):
+            got = f"shape {tuple(obs.shape)}" if hasattr(obs, "shape") else type(obs).__name__
+            raise ValueError(f"act expects observations of shape [B, {expected[0]}] or [{expected[0]}], as a torch "
+                             f"tensor or NumPy array; got {got}")
+        single = obs.ndim == 1
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        obs = obs[None] if single else obs
         if self.obs_rms is not None:
             obs = self.obs_rms.normalize(obs, clip=self.config.obs_clip)
         action = self.policy.act(obs, deterministic=deterministic)
         if isinstance(self.action_space, gym.spaces.Box):
             action = torch.maximum(torch.minimum(action, self._act_high), self._act_low)
-        return action
+        action = action[0] if single else action
+        return action.cpu().numpy() if as_numpy else action
 
     # --- rollouts -----------------------------------------------------------------------
     @torch.no_grad()
@@ -155,7 +178,7 @@ class OnPolicyAlgorithm:
         """Fill the buffer with ``num_steps`` steps of every env and compute advantages."""
         cfg, buf = self.config, self.buffer
         if self._obs is None:
-            self._obs, _ = self.env.reset(seed=cfg.seed)
+            self._obs, _ = self.env.reset()  # the env's own seed (vecenvs.make(seed=...)) decides its randomness
         obs = self._obs
         buf.reset()
         ep_return = torch.zeros((), device=self.device)
@@ -189,22 +212,33 @@ class OnPolicyAlgorithm:
         checkpoint_every: int = 0,
         progress: bool = True,
         callback: Callable[["OnPolicyAlgorithm", dict[str, float]], bool | None] | None = None,
+        eval_seed: int | None = None,
     ) -> "OnPolicyAlgorithm":
         """Train until ``global_step`` (env steps) reaches ``total_steps``.
 
         Calling it again, or after :meth:`load`, continues where the last call stopped.
         Evaluation (every ``eval_every`` env steps on ``eval_env``, which must not share the
         training env's normaliser) and checkpoints (every ``checkpoint_every`` env steps) are
-        optional. ``callback(agent, record)`` sees each update's logged record and stops
+        optional. ``eval_seed`` reseeds ``eval_env`` before every evaluation, so each point of
+        the curve sees the same initial states and a resumed run evaluates exactly as an
+        uninterrupted one (the training scripts pass their seed + 10,000); ``None`` respects
+        the eval env's own seed and continues its random stream. ``callback(agent, record)`` sees each update's logged record and stops
         training early by returning ``False``. A NaN or inf stops training with :class:`TrainingDivergedError` before any
         checkpoint is written, so the last good one stays intact.
         """
+        if not isinstance(total_steps, int) or total_steps < 0:
+            raise ValueError(f"total_steps must be a non-negative int of env steps, got {total_steps!r}")
         batch = self.config.num_steps * self.num_envs
-        bar = tqdm(total=total_steps, initial=min(self.global_step, total_steps), unit="step", disable=not progress, dynamic_ncols=True)
+        # Training runs whole rollouts, so it stops at the first multiple of the batch >= total_steps.
+        planned = self.global_step + max(0, math.ceil((total_steps - self.global_step) / batch)) * batch
+        bar = tqdm(total=planned, initial=self.global_step, unit="step", disable=not progress, dynamic_ncols=True)
+        if progress and planned != max(total_steps, self.global_step):
+            bar.write(f"{type(self).__name__}: training to {planned:,} env steps: total_steps={total_steps:,} rounded up "
+                      f"to whole rollouts of num_steps * num_envs = {batch:,}")
         recent_return = float("nan")
         if eval_env is not None and eval_every and self.global_step == 0:
             # the untrained policy's return: the baseline every learning curve starts from
-            record = self._evaluate_and_report(eval_env, bar if progress else None)
+            record = self._evaluate_and_report(eval_env, bar if progress else None, eval_seed)
             if logger is not None:
                 logger.log(0, record)
         try:
@@ -223,12 +257,12 @@ class OnPolicyAlgorithm:
                     record["charts/episodic_return"] = recent_return
                     record["charts/episodic_length"] = host["length_sum"] / host["episodes"]
                 if eval_env is not None and eval_every and self._crossed(eval_every, batch):
-                    record.update(self._evaluate_and_report(eval_env, bar if progress else None))
+                    record.update(self._evaluate_and_report(eval_env, bar if progress else None, eval_seed))
                 if logger is not None:
                     logger.log(self.global_step, record)
                 if checkpoint_path is not None and checkpoint_every and self._crossed(checkpoint_every, batch):
                     self.save(checkpoint_path)
-                bar.update(min(batch, total_steps - bar.n))
+                bar.update(batch)
                 bar.set_postfix(sps=f"{sps:,.0f}", ret=f"{recent_return:.1f}", refresh=False)
                 if callback is not None and callback(self, record) is False:
                     break
@@ -238,10 +272,10 @@ class OnPolicyAlgorithm:
             self.save(checkpoint_path)
         return self
 
-    def _evaluate_and_report(self, eval_env: gym.vector.VectorEnv, bar: tqdm | None) -> dict[str, float]:
-        result = self.evaluate(eval_env)
-        if bar is not None:
-            bar.write(f"env step {self.global_step:>10,}: eval return {result['return_mean']:9.1f} ± {result['return_std']:.1f}")
+    def _evaluate_and_report(self, eval_env: gym.vector.VectorEnv, bar: tqdm | None, seed: int | None) -> dict[str, float]:
+        result = self.evaluate(eval_env, seed=seed)
+        line = f"env step {self.global_step:>10,}: eval return {result['return_mean']:9.1f} ± {result['return_std']:.1f}"
+        bar.write(line) if bar is not None else print(line, flush=True)
         return {"eval/return": result["return_mean"], "eval/return_std": result["return_std"]}
 
     def _crossed(self, every: int, batch: int) -> bool:
@@ -262,9 +296,18 @@ class OnPolicyAlgorithm:
             )
         return dict(zip(names, values[:-1]))
 
+    def check_env(self, env: gym.vector.VectorEnv) -> None:
+        """Raise ``ValueError`` naming both spaces when ``env`` does not match the agent's spaces."""
+        check_spaces(self.observation_space, self.action_space, env, f"this {type(self).__name__} agent")
+
     def evaluate(self, env: gym.vector.VectorEnv, seed: int | None = None) -> dict[str, float]:
-        """Deterministic-policy return, one episode per copy of ``env`` (a raw env; normalisation is frozen)."""
-        return evaluate(lambda o: self.act(o, deterministic=True), env, seed=self.config.seed + 10_000 if seed is None else seed)
+        """Deterministic-policy return, one episode per copy of ``env`` (a raw env; normalisation is frozen).
+
+        ``seed=None`` respects the env's own seed (the one given to ``vecenvs.make``, continued
+        from its last episode); an int reseeds the env first.
+        """
+        self.check_env(env)
+        return evaluate(lambda o: self.act(o, deterministic=True), env, seed=seed)
 
     # --- checkpoints --------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -344,8 +387,11 @@ class OnPolicyAlgorithm:
         if state["algo"] != cls.__name__:
             raise ValueError(f"{path} holds a {state['algo']} checkpoint, not {cls.__name__}")
         config = cls.config_class(**state["config"])
+        obs_space, act_space = space_from_description(state["observation_space"]), space_from_description(state["action_space"])
         if env is None:
-            env = _SpacesOnly(space_from_description(state["observation_space"]), space_from_description(state["action_space"]), device or "cpu")
+            env = _SpacesOnly(obs_space, act_space, check_device(device or "cpu"))
+        else:  # before anything is built, so a wrong env gets the space mismatch, not a policy error
+            check_spaces(obs_space, act_space, env, f"checkpoint {path}")
         agent = cls(env, config)
         agent.load_state_dict(state)
         return agent

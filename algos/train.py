@@ -2,7 +2,8 @@
 
 It builds the env with :func:`vecenvs.make`, a separate evaluation env, the run logger
 and the algorithm, then trains with periodic evaluation and atomic checkpoints.
-``--resume`` continues a run exactly from ``<run_dir>/checkpoint.pt``.
+``--resume`` continues a run exactly from ``<run_dir>/checkpoint.pt``, with the run's own
+settings from ``<run_dir>/config.json``.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Sequence
 
 import torch
 import tyro
 
 import vecenvs
-from algos.logger import RunLogger
+from algos.logger import CONFIG_FILE, METRICS_FILE, RunLogger
 from algos.onpolicy import OnPolicyAlgorithm, OnPolicyConfig
+from algos.presets import PRESETS
 
 
 @dataclass
@@ -28,19 +30,27 @@ class TrainArgs:
     """What every training script takes besides the algorithm's own config."""
 
     env_id: str = "CartPole-v1"
+    """env id: a native tensor env where one exists, else gymnasium's own through the adapter"""
     num_envs: int = 8
+    """env copies stepped together; a rollout batch holds algo.num_steps * num_envs transitions"""
     device: str = "cpu"
+    """torch device of the envs and networks (cpu, cuda, cuda:1, ...)"""
     seed: int = 0
+    """the run's one seed: torch, the training env and the evaluation env (seed + 10,000)"""
     total_steps: int = 1_000_000
+    """env steps to train for, rounded up to whole rollouts (num_steps * num_envs); may change on --resume"""
     run_dir: Path | None = None
     """default: runs/<algo>/<env_id>/seed<seed>"""
     eval_every: int = 50_000
-    """env steps between evaluations (0: never)"""
+    """env steps between deterministic evaluations (0: never)"""
     eval_episodes: int = 10
+    """episodes per evaluation, one per copy of the evaluation env"""
     checkpoint_every: int = 100_000
+    """env steps between checkpoints (0: only at the end)"""
     resume: bool = False
-    """continue the run in run_dir from its checkpoint"""
+    """continue the run in run_dir exactly, with the settings in its config.json; only --total-steps may change"""
     progress: bool = True
+    """show a progress bar (evaluation lines are printed either way)"""
     backend: str | None = None
     """env backend (None: the default for the device; 'gymnasium' forces the adapter)"""
     env_compile: bool = False
@@ -48,88 +58,143 @@ class TrainArgs:
     torch_threads: int = 1
     """CPU threads for torch; small RL networks run fastest on one (0: torch's default)"""
     preset: str | None = None
-    """start from a named hyperparameter preset of the algorithm (e.g. classic, mujoco, pendulum)"""
+    """start from a named hyperparameter preset of the algorithm"""
     algo: OnPolicyConfig = field(default_factory=OnPolicyConfig)
 
 
-def parse(algo_cls: type[OnPolicyAlgorithm], argv: list[str] | None = None, description: str | None = None) -> TrainArgs:
-    """Parse the CLI; ``--preset NAME`` first replaces the algorithm config's defaults."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+# What --resume takes from the run's config.json: everything that makes it the same run.
+RUN_SETTINGS = ("env_id", "num_envs", "device", "seed", "backend", "eval_every", "eval_episodes",
+                "checkpoint_every", "env_compile", "preset")
+
+
+def _args_class(algo_cls: type[OnPolicyAlgorithm], description: str | None) -> type[TrainArgs]:
+    """TrainArgs with ``--algo`` typed as the algorithm's config and its presets listed in ``--help``."""
     config_cls = algo_cls.config_class
-    preset = None
-    for i, a in enumerate(argv):
-        if a == "--preset" and i + 1 < len(argv):
-            preset = argv[i + 1]
-        elif a.startswith("--preset="):
-            preset = a.split("=", 1)[1]
-    config = config_cls.preset(preset) if preset and hasattr(config_cls, "preset") else config_cls()
+    presets = ", ".join(sorted(PRESETS.get(config_cls.__name__, {}))) or "none"
+    preset_help = f"start from a named hyperparameter preset of {algo_cls.__name__}: {presets} (algos/presets.py)"
     args_cls = dataclasses.make_dataclass(
-        f"{algo_cls.__name__}Args", [("algo", config_cls, field(default_factory=lambda: config))], bases=(TrainArgs,)
+        f"{algo_cls.__name__}Args",
+        [("preset", Annotated[str | None, tyro.conf.arg(help=preset_help)], field(default=None)),
+         ("algo", config_cls, field(default_factory=config_cls))],
+        bases=(TrainArgs,),
     )
     args_cls.__doc__ = description or algo_cls.__doc__
-    return tyro.cli(args_cls, args=argv)
+    return args_cls
 
 
-def explicit_algo_fields(algo_cls: type[OnPolicyAlgorithm], argv: Sequence[str]) -> list[str]:
-    """The config fields a command line sets: its ``--algo.*`` flags and what its ``--preset`` changes."""
-    fields = [a.split("=", 1)[0][len("--algo."):].replace("-", "_") for a in argv if a.startswith("--algo.")]
-    for i, a in enumerate(argv):
-        name = argv[i + 1] if a == "--preset" and i + 1 < len(argv) else a.split("=", 1)[1] if a.startswith("--preset=") else None
-        if name:
-            preset, default = algo_cls.config_class.preset(name), algo_cls.config_class()
-            fields += [f.name for f in dataclasses.fields(default) if getattr(preset, f.name) != getattr(default, f.name)]
-    return fields
+def parse(algo_cls: type[OnPolicyAlgorithm], argv: list[str] | None = None, description: str | None = None) -> TrainArgs:
+    """Parse the CLI into the settings the run uses.
 
-
-def train(algo_cls: type[OnPolicyAlgorithm], args: TrainArgs, explicit: Sequence[str] = ()) -> OnPolicyAlgorithm:
-    """Run (or resume) one training run and return the trained agent.
-
-    On ``--resume`` the checkpoint's algorithm config is used; a field in ``explicit`` (set on the
-    command line) that disagrees with it is an error rather than silently ignored.
+    The command line is parsed again over the defaults it implies, and the fields it sets are
+    found by comparing the parses: ``--preset NAME`` replaces the config's defaults; the seed
+    is ``--seed`` (an ``--algo.seed`` that disagrees is an error); ``--resume`` parses over the
+    run's own settings from its config.json, and a flag that contradicts them is an error
+    that names both values (only ``--total-steps`` and the display flags may change).
     """
-    run_dir = args.run_dir or Path("runs") / algo_cls.__name__.lower() / args.env_id / f"seed{args.seed}"
-    run_dir = Path(run_dir)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args_cls = _args_class(algo_cls, description)
+    first = tyro.cli(args_cls, args=argv)
+    if first.resume:
+        return _parse_resume(algo_cls, args_cls, first, argv)
+    config_cls = algo_cls.config_class
+    config = config_cls.preset(first.preset) if first.preset is not None else config_cls()
+    args = tyro.cli(args_cls, args=argv, default=dataclasses.replace(first, algo=dataclasses.replace(config, seed=first.seed)))
+    if args.algo.seed != args.seed:
+        raise ValueError(f"one seed per run: set it with --seed (got --seed {args.seed} and --algo.seed {args.algo.seed})")
+    return dataclasses.replace(args, run_dir=Path(args.run_dir or default_run_dir(algo_cls, args)))
+
+
+def _parse_resume(algo_cls: type[OnPolicyAlgorithm], args_cls: type[TrainArgs], first: TrainArgs, argv: list[str]) -> TrainArgs:
+    run_dir = Path(first.run_dir or default_run_dir(algo_cls, first))
+    config_file = run_dir / CONFIG_FILE
+    if not config_file.is_file():
+        raise FileNotFoundError(f"--resume: no {CONFIG_FILE} in {run_dir}; pass the --run-dir of an existing run")
+    record = json.loads(config_file.read_text())
+    saved = dataclasses.replace(
+        first, run_dir=run_dir, **{f: record[f] for f in RUN_SETTINGS if f in record},
+        algo=algo_cls.config_class(**record["algo_config"]),
+    )
+    args = tyro.cli(args_cls, args=argv, default=saved)
+    clash = [f"--{f.replace('_', '-')} {getattr(args, f)!r} (the run: {getattr(saved, f)!r})"
+             for f in RUN_SETTINGS if getattr(args, f) != getattr(saved, f)]
+    clash += [f"{f.name}={getattr(args.algo, f.name)!r} (checkpoint: {getattr(saved.algo, f.name)!r})"
+              for f in dataclasses.fields(saved.algo) if getattr(args.algo, f.name) != getattr(saved.algo, f.name)]
+    if clash:
+        raise ValueError(
+            f"--resume continues the run in {run_dir} with the settings in its {CONFIG_FILE} and checkpoint; the command "
+            f"line asks for {', '.join(clash)}. Drop those flags (only --total-steps may change), or start a new run "
+            "(another --run-dir) to change them."
+        )
+    return args
+
+
+def default_run_dir(algo_cls: type[OnPolicyAlgorithm], args: TrainArgs) -> Path:
+    return Path("runs") / algo_cls.__name__.lower() / args.env_id / f"seed{args.seed}"
+
+
+def check_args(args: TrainArgs) -> None:
+    """Reject nonsensical values before anything is built or written."""
+    rules = [("total_steps", args.total_steps >= 1, "a positive number of env steps"),
+             ("num_envs", args.num_envs >= 1, "a positive number of env copies"),
+             ("eval_every", args.eval_every >= 0, "env steps between evaluations, >= 0 (0: never)"),
+             ("eval_episodes", args.eval_episodes >= 1, "a positive number of episodes"),
+             ("checkpoint_every", args.checkpoint_every >= 0, "env steps between checkpoints, >= 0 (0: only at the end)"),
+             ("torch_threads", args.torch_threads >= 0, "a number of threads, >= 0 (0: torch's default)")]
+    for name, ok, expected in rules:
+        if not ok:
+            raise ValueError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(args, name)}")
+
+
+def train(algo_cls: type[OnPolicyAlgorithm], args: TrainArgs, argv: Sequence[str] = ()) -> OnPolicyAlgorithm:
+    """Run (or resume) one training run with parsed ``args`` (see :func:`parse`) and return the agent.
+
+    On ``--resume`` the algorithm config comes from the checkpoint.
+    """
+    check_args(args)
+    run_dir = Path(args.run_dir or default_run_dir(algo_cls, args))
     ckpt = run_dir / "checkpoint.pt"
-    config = dataclasses.replace(args.algo, seed=args.seed)
+    if args.resume and not ckpt.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+    if not args.resume and any((run_dir / name).exists() for name in ("checkpoint.pt", METRICS_FILE)):
+        # a new run would mix its metrics with the old ones and overwrite the old checkpoint
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir "
+                              "(or delete that directory) to start a new one")
     env_kwargs = {"compile": True} if args.env_compile else {}
     env = vecenvs.make(args.env_id, num_envs=args.num_envs, device=args.device, seed=args.seed, backend=args.backend, **env_kwargs)
     eval_env = None
-    if args.eval_every and args.eval_episodes:
+    if args.eval_every:
         eval_env = vecenvs.make(args.env_id, num_envs=args.eval_episodes, device=args.device, seed=args.seed + 10_000, backend=args.backend)
     if args.resume:
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
         agent = algo_cls.load(ckpt, env=env)
-        clash = [f"{f}={getattr(args.algo, f)!r} (checkpoint: {getattr(agent.config, f)!r})"
-                 for f in dict.fromkeys(explicit) if f != "seed" and getattr(args.algo, f) != getattr(agent.config, f)]
-        if clash:
-            raise ValueError(
-                f"--resume continues with the algorithm config stored in {ckpt}; the command line asks for "
-                f"{', '.join(clash)}. Drop those flags, or start a new run (another --run-dir) to change the config."
-            )
         print(f"resumed {algo_cls.__name__} from {ckpt} at env step {agent.global_step:,}")
     else:
-        agent = algo_cls(env, config)
-    record = {"algo": algo_cls.__name__, **_jsonable(dataclasses.asdict(args)), "algo_config": _jsonable(dataclasses.asdict(agent.config))}
+        agent = algo_cls(env, args.algo)
+    settings = {k: v for k, v in dataclasses.asdict(args).items() if k != "algo"}
+    record = {"algo": algo_cls.__name__, **_jsonable(settings), "algo_config": _jsonable(dataclasses.asdict(agent.config)),
+              "command": list(argv)}
     with RunLogger(run_dir, config=record, resume_step=agent.global_step if args.resume else None) as logger:
         t0 = time.perf_counter()
         agent.learn(
             args.total_steps, logger=logger, eval_env=eval_env, eval_every=args.eval_every,
             checkpoint_path=ckpt, checkpoint_every=args.checkpoint_every, progress=args.progress,
+            eval_seed=args.seed + 10_000,
         )
         elapsed = time.perf_counter() - t0
     summary = {"env_steps": agent.global_step, "seconds": round(elapsed, 1)}
     if eval_env is not None:
-        summary["eval_return"] = round(agent.evaluate(eval_env)["return_mean"], 2)
+        summary["eval_return"] = round(agent.evaluate(eval_env, seed=args.seed + 10_000)["return_mean"], 2)
     print(json.dumps(summary))
     return agent
 
 
 def main(algo_cls: type[OnPolicyAlgorithm], argv: list[str] | None = None) -> OnPolicyAlgorithm:
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and train."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(algo_cls, argv)
+    check_args(args)
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
-    return train(algo_cls, args, explicit_algo_fields(algo_cls, sys.argv[1:] if argv is None else argv))
+    return train(algo_cls, args, argv)
 
 
 def _jsonable(d: Any) -> Any:

@@ -27,7 +27,7 @@ def run(env_id: str, backend: str, seed: int, steps: int, num_envs: int, num_ste
     agent.learn(steps, progress=False)
     seconds = time.perf_counter() - t0
     eval_env = vecenvs.make(env_id, num_envs=10, seed=10_000 + seed, backend="gymnasium")
-    result = agent.evaluate(eval_env)
+    result = agent.evaluate(eval_env, seed=10_000 + seed)
     env.close()
     eval_env.close()
     return {"sps": agent.global_step / seconds, "return": result["return_mean"], "seconds": seconds}

@@ -98,7 +98,7 @@ def run_ours(algo: str, env_id: str, seed: int, num_envs: int, budget: int, eval
     eval_env = vecenvs.make(env_id, num_envs=EVAL_EPISODES, device="cpu", seed=seed + 10_000)
     clock = EvalClock(lambda: 0.0, target, eval_every)  # evaluate is bound once the agent exists
     agent = cls(env, config)
-    clock.evaluate = lambda: agent.evaluate(eval_env)["return_mean"]
+    clock.evaluate = lambda: agent.evaluate(eval_env, seed=seed + 10_000)["return_mean"]
     try:
         agent.learn(budget, logger=clock, progress=False)  # type: ignore[arg-type]
         clock.check(agent.global_step, force=clock.last_eval_step != agent.global_step)

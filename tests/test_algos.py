@@ -279,3 +279,118 @@ def test_reward_normalizer_survives_resume_on_the_gymnasium_adapter(tmp_path):
     torch.testing.assert_close(reward_rms(loaded).var, reward_rms(agent).var)
     torch.testing.assert_close(loaded.obs_rms.mean, agent.obs_rms.mean)
     loaded.learn(128, progress=False)  # resets the new env and keeps training
+
+
+# --- seeds, interop, checkpoints as a new user meets them ----------------------------------
+
+def _params(agent):
+    return torch.cat([p.detach().flatten() for p in agent.policy.parameters()])
+
+
+def test_env_seed_is_respected():
+    """config.seed seeds torch; the env's randomness is the env's own seed, not overridden by learn()."""
+    cfg = PPOConfig(num_steps=16, num_minibatches=2, update_epochs=1, seed=0)
+    runs = {}
+    for env_seed in (5, 6, 5):
+        agent = PPO(vecenvs.make("Pendulum-v1", num_envs=2, seed=env_seed), cfg)
+        agent.learn(64, progress=False)
+        runs.setdefault(env_seed, []).append(_params(agent))
+    assert torch.equal(runs[5][0], runs[5][1])
+    assert not torch.equal(runs[5][0], runs[6][0])
+
+
+def test_evaluate_respects_the_env_seed_unless_given_one():
+    agent = PPO(vecenvs.make("Pendulum-v1", num_envs=2, seed=0), PPOConfig(num_steps=8, num_minibatches=1))
+    a = agent.evaluate(vecenvs.make("Pendulum-v1", num_envs=3, seed=1))
+    b = agent.evaluate(vecenvs.make("Pendulum-v1", num_envs=3, seed=1))
+    c = agent.evaluate(vecenvs.make("Pendulum-v1", num_envs=3, seed=2))
+    d = agent.evaluate(vecenvs.make("Pendulum-v1", num_envs=3, seed=2), seed=1)  # an explicit seed reseeds
+    assert a == b and a != c and d == a
+
+
+def test_load_checks_spaces_before_building(tmp_path):
+    """A gSDE Pendulum checkpoint into a CartPole env: the space mismatch, not a gSDE error."""
+    agent = PPO(vecenvs.make("Pendulum-v1", num_envs=2), PPOConfig.preset("pendulum"))
+    agent.save(tmp_path / "p.pt")
+    with pytest.raises(ValueError, match=r"observation space .*\(3,\).*CartPole.*\(4,\)"):
+        PPO.load(tmp_path / "p.pt", env=vecenvs.make("CartPole-v1", num_envs=2))
+    with pytest.raises(ValueError, match=r"trained on observation space .*\(3,\).*\(4,\)"):
+        agent.evaluate(vecenvs.make("CartPole-v1", num_envs=2))
+
+
+def test_act_takes_numpy_and_single_observations():
+    import numpy as np
+
+    agent = PPO(vecenvs.make("Pendulum-v1", num_envs=2), PPOConfig(num_steps=8, num_minibatches=1))
+    batch = torch.randn(4, 3)
+    expected = agent.act(batch, deterministic=True)
+    out = agent.act(batch.numpy(), deterministic=True)
+    assert isinstance(out, np.ndarray) and out.shape == (4, 1) and out.dtype == np.float32
+    np.testing.assert_allclose(out, expected.numpy())
+    one = agent.act(batch[0].numpy().astype(np.float64), deterministic=True)
+    assert one.shape == (1,)
+    np.testing.assert_allclose(one, expected[0].numpy(), rtol=1e-5, atol=1e-7)  # a batch of 1 may round differently
+    assert agent.act(batch[0], deterministic=True).shape == (1,)
+    discrete = PPO(vecenvs.make("CartPole-v1", num_envs=2), PPOConfig(num_steps=8, num_minibatches=1))
+    a = discrete.act(np.zeros(4, dtype=np.float32), deterministic=True)
+    assert a.shape == () and gym.spaces.Discrete(2).contains(a)
+    with pytest.raises(ValueError, match=r"\[B, 3\] or \[3\]"):
+        agent.act(np.zeros((2, 3, 1)))
+
+
+def test_checkpoint_has_the_mode_of_the_other_run_files(tmp_path):
+    import os
+
+    agent = PPO(vecenvs.make("CartPole-v1", num_envs=2), PPOConfig(num_steps=8, num_minibatches=1))
+    path = agent.save(tmp_path / "c.pt")
+    (tmp_path / "other.json").write_text("{}")
+    assert os.stat(path).st_mode & 0o777 == os.stat(tmp_path / "other.json").st_mode & 0o777
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_error(tmp_path):
+    agent = PPO(vecenvs.make("CartPole-v1", num_envs=2), PPOConfig(num_steps=8, num_minibatches=1))
+    agent.save(tmp_path / "c.pt")
+    with pytest.raises(ValueError, match=r"device 'cuda' was asked for, but CUDA is not available"):
+        PPO.load(tmp_path / "c.pt", device="cuda")
+
+
+def test_learn_rounds_up_to_whole_rollouts_and_says_so(capsys):
+    agent = PPO(vecenvs.make("CartPole-v1", num_envs=4, seed=0), PPOConfig(num_steps=64, num_minibatches=2, update_epochs=1))
+    agent.learn(1000)  # batches of 256
+    assert agent.global_step == 1024
+    assert "training to 1,024 env steps: total_steps=1,000 rounded up to whole rollouts" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="total_steps must be a non-negative int"):
+        agent.learn(-100)
+
+
+def test_trpo_kl_is_averaged_over_action_dimensions_by_default():
+    from torch.distributions import Independent, Normal
+
+    from algos.trpo import mean_kl
+
+    old = Independent(Normal(torch.zeros(5, 3), torch.ones(5, 3)), 1)
+    new = Independent(Normal(torch.full((5, 3), 0.1), torch.full((5, 3), 1.2)), 1)
+    torch.testing.assert_close(mean_kl(old, new, "sum"), 3 * mean_kl(old, new, "mean"))
+    torch.testing.assert_close(mean_kl(old, new, "sum"), kl_divergence(old, new).mean())
+    assert TRPOConfig().kl_reduction == "mean"
+    with pytest.raises(ValueError, match="kl_reduction"):
+        TRPOConfig(kl_reduction="max")
+
+
+def test_mujoco_presets_match_their_references():
+    trpo = TRPOConfig.preset("mujoco")  # rl-zoo hyperparams/trpo.yml, MuJoCo defaults
+    assert (trpo.num_steps, trpo.cg_iters, trpo.critic_epochs, trpo.critic_batch_size, trpo.critic_learning_rate) == (1024, 25, 20, 128, 1e-3)
+    assert trpo.kl_reduction == "mean" and trpo.max_kl == 0.01 and trpo.normalize_obs and trpo.normalize_reward
+    spo = SPO.config_class.preset("mujoco")  # the SPO repository's mujoco/main.py
+    assert spo.actor_hidden == (256, 256, 128, 128, 64, 64) and spo.critic_hidden == (64, 64)
+    assert (spo.num_steps, spo.num_minibatches, spo.update_epochs, spo.adam_eps, spo.anneal_lr_steps) == (256, 4, 10, 1e-8, 10_000_000)
+    assert SPO.config_class.preset("mujoco-ppo") == SPO.config_class()
+
+
+def test_anneal_lr_steps_sets_the_schedule_horizon():
+    env = vecenvs.make("CartPole-v1", num_envs=2, seed=0)
+    agent = PPO(env, PPOConfig(num_steps=16, num_minibatches=2, update_epochs=1, anneal_lr_steps=320))
+    lrs = []
+    agent.learn(96, progress=False, callback=lambda a, r: lrs.append(r["train/learning_rate"]))
+    assert lrs == pytest.approx([3e-4 * (1 - s / 320) for s in (0, 32, 64)])
