@@ -1,39 +1,64 @@
 """Plot learning curves: mean over seeds with a 95% bootstrap confidence band.
 
-    python scripts/plot.py runs/ppo/seed_* runs/trpo/seed_* --metric eval/return --x step --out curves.png
+    python scripts/plot.py runs/ppo/Pendulum-v1/seed* runs/spo/Pendulum-v1/seed* --metric eval/return --x step --out curves.png
 
-Runs are grouped by the name of their parent directory (``runs/ppo/seed_3`` -> ``ppo``),
-or by ``--group-by REGEX`` applied to the run path (the first capture group, or the whole
-match, is the label). Each run is interpolated onto a common x grid over the range that
-all runs of its group cover, so the mean is never extrapolated.
+Runs are grouped by algorithm and env id, read from each run's ``config.json`` (``"algo"``,
+``"env_id"``); where it lacks them, from the layout ``runs/<algo>/<env_id>/seed<k>``. The
+label is e.g. ``PPO Pendulum-v1 (n=2)``. ``--group-by REGEX`` groups by a regex on the run
+path instead (the first capture group, or the whole match, is the label). Each run is
+interpolated onto a common x grid over the range that all runs of its group cover, so the
+mean is never extrapolated.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import math
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: set before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import tyro  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from algos.logger import read_metrics  # noqa: E402
+from algos import ALGORITHMS  # noqa: E402
+from algos.logger import CONFIG_FILE, read_metrics  # noqa: E402
 
 GRID_POINTS = 200
 BOOTSTRAP_SAMPLES = 2000
 
 
+def run_info(run_dir: str | Path) -> tuple[str, str]:
+    """``(algo, env_id)`` of a run: from its config.json, else from ``runs/<algo>/<env_id>/seed<k>``.
+
+    Older config.json files hold the algorithm's config dict under ``"algo"``; then the
+    directory layout names the algorithm.
+    """
+    run_dir = Path(run_dir).resolve()
+    config = {}
+    try:
+        loaded = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        config = loaded if isinstance(loaded, dict) else {}
+    except (OSError, json.JSONDecodeError):
+        pass  # no (readable) config.json: the layout alone names the run
+    algo, env_id = config.get("algo"), config.get("env_id")
+    algo = algo if isinstance(algo, str) and algo else run_dir.parent.parent.name
+    env_id = env_id if isinstance(env_id, str) and env_id else run_dir.parent.name
+    by_key = {key: cls.__name__ for key, cls in ALGORITHMS.items()}
+    return by_key.get(algo.lower(), algo), env_id  # "ppo" (a directory) and "PPO" (a class) are one algorithm
+
+
 def group_label(run_dir: Path, group_by: str | None = None) -> str:
-    """The label that gathers the seeds of one configuration."""
+    """The label that gathers the seeds of one configuration: ``"<algo> <env_id>"`` by default."""
     if group_by is None:
-        return run_dir.resolve().parent.name
+        return " ".join(run_info(run_dir))
     match = re.search(group_by, str(run_dir))
     if match is None:
         raise ValueError(f"--group-by {group_by!r} does not match run dir {run_dir}")
@@ -90,20 +115,27 @@ def aggregate(
     return result
 
 
-def plot_runs(
-    run_dirs: Sequence[str | Path], metric: str, x: str = "step", out: str | Path = "curves.png", group_by: str | None = None
-) -> Path:
-    """Plot one mean curve with a 95% band per group of runs into ``out``; returns its path."""
-    groups = aggregate(run_dirs, metric, x, group_by)
+def draw(groups: dict[str, dict[str, np.ndarray | int]], metric: str, x: str, env_ids: Sequence[str]) -> plt.Figure:
+    """A figure with one mean curve and 95% band per group, titled by the metric and env id(s)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for label, g in groups.items():
         (line,) = ax.plot(g["grid"], g["mean"], label=f"{label} (n={g['n']})")
         ax.fill_between(g["grid"], g["lo"], g["hi"], color=line.get_color(), alpha=0.25, linewidth=0)
+    ax.set_title(f"{metric} on {', '.join(env_ids)}")
     ax.set_xlabel("environment steps" if x == "step" else "wall time (s)")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_runs(
+    run_dirs: Sequence[str | Path], metric: str, x: str = "step", out: str | Path = "curves.png", group_by: str | None = None
+) -> Path:
+    """Plot one mean curve with a 95% band per group of runs into ``out``; returns its path."""
+    groups = aggregate(run_dirs, metric, x, group_by)
+    fig = draw(groups, metric, x, sorted({run_info(run_dir)[1] for run_dir in run_dirs}))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
@@ -111,15 +143,30 @@ def plot_runs(
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dirs", nargs="+", help="run directories holding metrics.jsonl")
-    parser.add_argument("--metric", default="eval/return", help="metric key to plot")
-    parser.add_argument("--x", choices=("step", "time"), default="step", help="x axis")
-    parser.add_argument("--out", default="curves.png", help="output image")
-    parser.add_argument("--group-by", default=None, help="regex on the run path whose first group is the label")
-    args = parser.parse_args(argv)
-    print(plot_runs(args.run_dirs, args.metric, args.x, args.out, args.group_by))
+@dataclass
+class Args:
+    run_dirs: tyro.conf.Positional[list[Path]]
+    """run directories holding metrics.jsonl"""
+    metric: str = "eval/return"
+    """metric key to plot"""
+    x: Literal["step", "time"] = "step"
+    """x axis: env steps or wall time"""
+    out: Path = Path("curves.png")
+    """output image"""
+    group_by: str | None = None
+    """regex on the run path whose first group is the label (default: algorithm and env id)"""
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    args = tyro.cli(Args, args=argv, description=__doc__)
+    if not args.run_dirs:
+        raise SystemExit("plot.py: no run directories given; expected e.g. runs/ppo/Pendulum-v1/seed* runs/spo/Pendulum-v1/seed*")
+    try:
+        out = plot_runs(args.run_dirs, args.metric, args.x, args.out, args.group_by)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"plot.py: {e}") from None
+    print(out)
+    return out
 
 
 if __name__ == "__main__":
