@@ -30,6 +30,8 @@ class TRPOConfig(OnPolicyConfig):
 
     max_kl: float = 0.01
     """trust-region radius: the largest mean KL(old || new) a step may reach (sb3-contrib's target_kl)"""
+    anneal_max_kl: bool = False
+    """shrink max_kl linearly to 0 over training, as PPO anneals its learning rate (not in sb3-contrib)"""
     kl_reduction: str = "mean"
     """Gaussian KL over action dimensions: 'mean' (sb3-contrib) or 'sum' (baselines, Spinning Up: the joint KL)"""
     cg_iters: int = 15
@@ -145,7 +147,8 @@ class TRPO(OnPolicyAlgorithm):
         g = torch.cat([x.reshape(-1) for x in grads])
         step_dir = conjugate_gradient(fvp, g, cfg.cg_iters)
         shs = (step_dir @ fvp(step_dir)).clamp_min(1e-12)
-        full_step = torch.sqrt(2 * cfg.max_kl / shs) * step_dir  # beta s with beta = sqrt(2 delta / s^T F s)
+        max_kl = cfg.max_kl * (1.0 - progress) if cfg.anneal_max_kl else cfg.max_kl
+        full_step = torch.sqrt(2 * max_kl / shs) * step_dir  # beta s with beta = sqrt(2 delta / s^T F s)
         old_params = parameters_to_vector(params).detach()
         surr_old = surr_old.detach()
 
@@ -155,7 +158,7 @@ class TRPO(OnPolicyAlgorithm):
             for _ in range(cfg.line_search_steps):
                 vector_to_parameters(old_params + step_frac * full_step, params)
                 new_kl, new_surr = kl(), surrogate()
-                if bool((new_kl <= cfg.max_kl) & (new_surr > surr_old) & new_kl.isfinite()):
+                if bool((new_kl <= max_kl) & (new_surr > surr_old) & new_kl.isfinite()):
                     accepted = True
                     break
                 step_frac *= cfg.line_search_shrink
@@ -181,6 +184,7 @@ class TRPO(OnPolicyAlgorithm):
             "policy_loss": -new_surr.detach(),
             "surrogate_improvement": (new_surr - surr_old).detach(),
             "kl": new_kl.detach(),
+            "max_kl": torch.tensor(max_kl),
             "line_search_accepted": torch.tensor(float(accepted)),
             "step_fraction": torch.tensor(step_frac if accepted else 0.0),
             "value_loss": v_loss_sum / (cfg.critic_epochs * num_mb),

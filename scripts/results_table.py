@@ -32,9 +32,11 @@ ENVS = ("Hopper-v4", "HalfCheetah-v4", "Walker2d-v4")
 # Each algorithm's reference recipe: its preset and rollout shape (see algos/presets.py).
 # TRPO: rl-zoo's batch of 2,048 (2 envs x 1024) collected as 8 x 256: at 2 envs, per-step torch
 # overhead made 1M steps take ~27 min on our 2-core machine, against ~12 at 8 envs.
+# A name is the script's algorithm, or <algo>-<variant> for a variant of its recipe.
 RECIPES = {
     "ppo": ["--num-envs", "8", "--algo.num-steps", "256"],
     "trpo": ["--preset", "mujoco", "--num-envs", "8", "--algo.num-steps", "256", "--env-compile"],
+    "trpo-annealkl": ["--preset", "mujoco", "--num-envs", "8", "--algo.num-steps", "256", "--env-compile", "--algo.anneal-max-kl"],
     "spo": ["--preset", "mujoco", "--num-envs", "8", "--env-compile"],
 }
 # Published 1M-step numbers the table sits beside (mean +/- standard error over 3 seeds).
@@ -42,7 +44,8 @@ PUBLISHED = {
     "ppo": ("CleanRL PPO, published", {"Hopper-v4": "2383 +/- 272", "HalfCheetah-v4": "1443 +/- 46", "Walker2d-v4": "2288 +/- 572"}),
     "trpo": ("sb3-contrib TRPO, published", {"Hopper-v4": "3372 +/- 215", "HalfCheetah-v4": "1803 +/- 46", "Walker2d-v4": "4502 +/- 234"}),
 }
-LABELS = {"ppo": "PPO (ours)", "trpo": "TRPO (ours, `--preset mujoco`)", "spo": "SPO (ours, `--preset mujoco`)"}
+LABELS = {"ppo": "PPO (ours, one earlier run)", "trpo": "TRPO (ours, `--preset mujoco`)",
+          "trpo-annealkl": "TRPO (ours, `--preset mujoco --algo.anneal-max-kl`)", "spo": "SPO (ours, `--preset mujoco`)"}
 
 
 @dataclass
@@ -72,7 +75,7 @@ class Render:
 
 def command_for(algo: str, env_id: str, seed: int, total_steps: int, eval_every: int, run_dir: Path) -> list[str]:
     return [
-        "python", f"scripts/train_{algo}.py", "--env-id", env_id, *RECIPES[algo], "--seed", str(seed),
+        "python", f"scripts/train_{algo.split('-')[0]}.py", "--env-id", env_id, *RECIPES[algo], "--seed", str(seed),
         "--total-steps", str(total_steps), "--eval-every", str(eval_every), "--eval-episodes", "10",
         "--no-progress", "--run-dir", str(run_dir),
     ]
@@ -133,7 +136,8 @@ def render(records: list[dict]) -> str:
     """The Markdown table: per algorithm and env, the mean final return over seeds and each seed's final (peak)."""
     algos = [a for a in RECIPES if any(r["algo"] == a for r in records)]
     lines = ["| algo | seeds | " + " | ".join(ENVS) + " |", "|---|---|" + "---|" * len(ENVS)]
-    for algo in algos:
+    for i, algo in enumerate(algos):
+        family = algo.split("-")[0]
         cells, seeds = [], set()
         for env_id in ENVS:
             rs = sorted((r for r in records if r["algo"] == algo and r["env_id"] == env_id), key=lambda r: r["seed"])
@@ -144,8 +148,9 @@ def render(records: list[dict]) -> str:
             each = ", ".join(f"{r['final']:.0f} ({r['peak']:.0f})" for r in rs)
             cells.append(f"**{statistics.mean(r['final'] for r in rs):.0f}**: {each}")
         lines.append(f"| {LABELS[algo]} | {', '.join(map(str, sorted(seeds)))} | " + " | ".join(cells) + " |")
-        if algo in PUBLISHED:
-            name, numbers = PUBLISHED[algo]
+        last_of_family = i + 1 == len(algos) or algos[i + 1].split("-")[0] != family
+        if family in PUBLISHED and last_of_family:  # the published row below our rows of that algorithm
+            name, numbers = PUBLISHED[family]
             lines.append(f"| {name} | 3 | " + " | ".join(numbers[e] for e in ENVS) + " |")
     return "\n".join(lines)
 

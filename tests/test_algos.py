@@ -394,3 +394,11 @@ def test_anneal_lr_steps_sets_the_schedule_horizon():
     lrs = []
     agent.learn(96, progress=False, callback=lambda a, r: lrs.append(r["train/learning_rate"]))
     assert lrs == pytest.approx([3e-4 * (1 - s / 320) for s in (0, 32, 64)])
+
+
+def test_trpo_anneal_max_kl_shrinks_the_trust_region():
+    agent = TRPO(vecenvs.make("Pendulum-v1", num_envs=4, seed=0), TRPOConfig(num_steps=32, anneal_max_kl=True, critic_epochs=1))
+    records = []
+    agent.learn(512, progress=False, callback=lambda a, r: records.append(r))
+    assert [r["train/max_kl"] for r in records] == pytest.approx([0.01, 0.0075, 0.005, 0.0025])
+    assert all(r["train/kl"] <= r["train/max_kl"] for r in records)
