@@ -222,9 +222,11 @@ class OnPolicyAlgorithm:
         optional. ``eval_seed`` reseeds ``eval_env`` before every evaluation, so each point of
         the curve sees the same initial states and a resumed run evaluates exactly as an
         uninterrupted one (the training scripts pass their seed + 10,000); ``None`` respects
-        the eval env's own seed and continues its random stream. ``callback(agent, record)`` sees each update's logged record and stops
-        training early by returning ``False``. A NaN or inf stops training with :class:`TrainingDivergedError` before any
-        checkpoint is written, so the last good one stays intact.
+        the eval env's own seed and continues its random stream. ``callback(agent, record)``
+        sees each update's logged record and stops training early by returning ``False``. A
+        NaN or inf stops training with :class:`TrainingDivergedError` before any checkpoint is
+        written, so the last good one stays intact. Training runs whole rollouts, so it stops
+        at the first multiple of ``num_steps * num_envs`` at or above ``total_steps``.
         """
         if not isinstance(total_steps, int) or total_steps < 0:
             raise ValueError(f"total_steps must be a non-negative int of env steps, got {total_steps!r}")
@@ -275,7 +277,10 @@ class OnPolicyAlgorithm:
     def _evaluate_and_report(self, eval_env: gym.vector.VectorEnv, bar: tqdm | None, seed: int | None) -> dict[str, float]:
         result = self.evaluate(eval_env, seed=seed)
         line = f"env step {self.global_step:>10,}: eval return {result['return_mean']:9.1f} ± {result['return_std']:.1f}"
-        bar.write(line) if bar is not None else print(line, flush=True)
+        if bar is not None:
+            bar.write(line)  # above the bar, which stays at the bottom
+        else:
+            print(line, flush=True)
         return {"eval/return": result["return_mean"], "eval/return_std": result["return_std"]}
 
     def _crossed(self, every: int, batch: int) -> bool:
@@ -362,13 +367,8 @@ class OnPolicyAlgorithm:
     def _check_compatible(self, state: dict[str, Any]) -> None:
         if state["algo"] != type(self).__name__:
             raise ValueError(f"checkpoint was written by {state['algo']}, not {type(self).__name__}")
-        for name, mine in (("observation", self.observation_space), ("action", self.action_space)):
-            saved = space_from_description(state[f"{name}_space"])
-            if describe_space(saved) != describe_space(mine):
-                raise ValueError(
-                    f"checkpoint {name} space {saved} (shape {space_shape(saved)}) does not match "
-                    f"the env's {mine} (shape {space_shape(mine)})"
-                )
+        obs_space, act_space = space_from_description(state["observation_space"]), space_from_description(state["action_space"])
+        check_spaces(obs_space, act_space, self.env.unwrapped, "the checkpoint")
 
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint atomically (temporary file + rename)."""
