@@ -38,6 +38,7 @@ class Args:
     episodes: int = 10
     """episodes to average (one per env copy)"""
     device: str = "cpu"
+    """torch device of the agent and the env (cpu, cuda, ...)"""
     seed: int = 12345
     """seed of the evaluation env"""
     backend: str | None = None
