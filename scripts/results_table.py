@@ -133,7 +133,7 @@ def load(results: Path) -> list[dict]:
 
 
 def render(records: list[dict]) -> str:
-    """The Markdown table: per algorithm and env, the mean final return over seeds and each seed's final (peak)."""
+    """The Markdown table: per algorithm and env, the mean final return over n seeds, then each seed's final (peak), by seed."""
     algos = [a for a in RECIPES if any(r["algo"] == a for r in records)]
     lines = ["| algo | seeds | " + " | ".join(ENVS) + " |", "|---|---|" + "---|" * len(ENVS)]
     for i, algo in enumerate(algos):
@@ -146,7 +146,7 @@ def render(records: list[dict]) -> str:
                 cells.append("")
                 continue
             each = ", ".join(f"{r['final']:.0f} ({r['peak']:.0f})" for r in rs)
-            cells.append(f"**{statistics.mean(r['final'] for r in rs):.0f}**: {each}")
+            cells.append(f"**{statistics.mean(r['final'] for r in rs):.0f}** (n={len(rs)}): {each}")
         lines.append(f"| {LABELS[algo]} | {', '.join(map(str, sorted(seeds)))} | " + " | ".join(cells) + " |")
         last_of_family = i + 1 == len(algos) or algos[i + 1].split("-")[0] != family
         if family in PUBLISHED and last_of_family:  # the published row below our rows of that algorithm
