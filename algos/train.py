@@ -191,8 +191,7 @@ def main(algo_cls: type[OnPolicyAlgorithm], argv: list[str] | None = None) -> On
     """Parse ``argv`` (default: ``sys.argv[1:]``) and train."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(algo_cls, argv)
-    check_args(args)
-    if args.torch_threads > 0:
+    if args.torch_threads > 0:  # train() checks the values before anything is built or written
         torch.set_num_threads(args.torch_threads)
     return train(algo_cls, args, argv)
 
