@@ -14,6 +14,7 @@ from torch import nn
 
 from algos.onpolicy import OnPolicyAlgorithm, OnPolicyConfig
 from buffers import RolloutBuffer
+from buffers.rollout import stored_of
 
 
 @dataclass
@@ -56,8 +57,17 @@ class PPOConfig(OnPolicyConfig):
 
 
 
+def broadcast_advantages(advantages: torch.Tensor, log_ratio: torch.Tensor) -> torch.Tensor:
+    """``advantages [B]`` shaped to broadcast over a log-ratio ``[B, *extra]`` (e.g. one ratio per
+    denoising step of a diffusion policy, as in DPPO): every extra entry gets its sample's advantage."""
+    if advantages.shape != log_ratio.shape[:1]:
+        raise ValueError(f"advantages must be [B] for a log-ratio [B, ...]; got {tuple(advantages.shape)} and {tuple(log_ratio.shape)}")
+    return advantages.reshape(advantages.shape + (1,) * (log_ratio.ndim - 1))
+
+
 def clipped_surrogate_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float) -> torch.Tensor:
-    """L^CLIP = -E[min(r A, clip(r, 1-eps, 1+eps) A)]  (Schulman et al. 2017, eq. 7)."""
+    """L^CLIP = -E[min(r A, clip(r, 1-eps, 1+eps) A)]  (Schulman et al. 2017, eq. 7), over ``[B, *extra]`` ratios."""
+    advantages = broadcast_advantages(advantages, log_ratio)
     ratio = log_ratio.exp()
     return -torch.min(ratio * advantages, ratio.clamp(1 - clip_coef, 1 + clip_coef) * advantages).mean()
 
@@ -87,7 +97,9 @@ class PPO(OnPolicyAlgorithm):
                 f"(advantage normalization needs 2); use num_minibatches <= {batch // 2 if cfg.norm_adv else batch}"
             )
         params = list(self.policy.parameters()) + list(self.critic.parameters())
-        self.optimizers["adam"] = torch.optim.Adam(params, lr=self.config.learning_rate, eps=self.config.adam_eps)
+        self.optimizers["adam"] = self.adam(params, lr=cfg.learning_rate, eps=cfg.adam_eps)
+        self._params = params
+        self._minibatch_loss = self.compiled(self.minibatch_loss)
 
     def policy_loss(self, log_ratio: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
         return clipped_surrogate_loss(log_ratio, advantages, self.config.clip_coef)
@@ -100,33 +112,17 @@ class PPO(OnPolicyAlgorithm):
         lr = cfg.learning_rate * (1.0 - progress) if cfg.anneal_lr else cfg.learning_rate
         for group in opt.param_groups:
             group["lr"] = lr
-        params = [p for g in opt.param_groups for p in g["params"]]
         sums: dict[str, torch.Tensor] = {}
         count = 0
         for _ in range(cfg.update_epochs):
             for mb in buffer.minibatches(cfg.num_minibatches):
-                log_ratio, entropy = self.policy.log_ratio_and_entropy(mb["obs"], mb["actions"], buffer.stored_of(mb))
-                adv = mb["advantages"]
-                if cfg.norm_adv:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                pg_loss = self.policy_loss(log_ratio, adv)
-                v_loss = value_loss(self.critic(mb["obs"]), mb["values"], mb["returns"], cfg.clip_coef if cfg.clip_vloss else None)
-                ent = entropy.mean() if entropy is not None else torch.zeros((), device=self.device)
-                loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+                loss, stats = self._minibatch_loss(mb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
                 opt.step()
-                with torch.no_grad():
-                    ratio = log_ratio.exp()
-                    stats = {
-                        "policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": ent.detach(),
-                        "approx_kl": ((ratio - 1) - log_ratio).mean(),  # k3 estimator (Schulman 2020, "Approximating KL")
-                        "clipfrac": ((ratio - 1).abs() > cfg.clip_coef).float().mean(),
-                        "ratio_deviation": (ratio - 1).abs().mean(),
-                    }
                 for k, v in stats.items():
-                    sums[k] = sums.get(k, 0) + v
+                    sums[k] = sums[k] + v if k in sums else v
                 count += 1
             # Early stop on the last minibatch's KL: one host sync per epoch, only when asked for.
             if cfg.target_kl is not None and float(stats["approx_kl"]) > cfg.target_kl:
@@ -135,6 +131,27 @@ class PPO(OnPolicyAlgorithm):
         metrics["explained_variance"] = explained_variance(buffer.values.flatten(), buffer.returns.flatten())
         metrics["learning_rate"] = torch.tensor(lr)
         return metrics
+
+    def minibatch_loss(self, mb: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The PPO loss of one minibatch and its statistics (compiled, forward and backward, with ``config.compile``)."""
+        cfg = self.config
+        log_ratio, entropy = self.policy.log_ratio_and_entropy(mb["obs"], mb["actions"], stored_of(mb))
+        adv = mb["advantages"]
+        if cfg.norm_adv:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        pg_loss = self.policy_loss(log_ratio, adv)
+        v_loss = value_loss(self.critic(mb["obs"]), mb["values"], mb["returns"], cfg.clip_coef if cfg.clip_vloss else None)
+        ent = entropy.mean() if entropy is not None else torch.zeros((), device=adv.device)
+        loss = pg_loss - cfg.ent_coef * ent + cfg.vf_coef * v_loss
+        with torch.no_grad():
+            ratio = log_ratio.exp()
+            stats = {
+                "policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": ent.detach(),
+                "approx_kl": ((ratio - 1) - log_ratio).mean(),  # k3 estimator (Schulman 2020, "Approximating KL")
+                "clipfrac": ((ratio - 1).abs() > cfg.clip_coef).float().mean(),
+                "ratio_deviation": (ratio - 1).abs().mean(),
+            }
+        return loss, stats
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:

@@ -52,6 +52,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # 16 envs x 128 with gSDE: 65-82k steps to -200 (white noise, 16 x 256: 131k); max_kl 0.02 was unstable
         "pendulum": dict(num_steps=128, gamma=0.9, use_sde=True, sde_sample_freq=4),
     },
+    "SACConfig": {
+        "mujoco": {},  # the defaults are SB3's and CleanRL's MuJoCo settings
+        # rl-zoo's Pendulum-v1 SAC (lr 1e-3, 20k steps), starting to learn after 1,000 random steps
+        "pendulum": dict(learning_starts=1_000, actor_learning_rate=1e-3, critic_learning_rate=1e-3, alpha_learning_rate=1e-3),
+    },
+    "TD3Config": {
+        "mujoco": {},  # the defaults are CleanRL's MuJoCo settings
+        # rl-zoo's Pendulum-v1 TD3 (lr 1e-3), starting to learn after 1,000 random steps
+        "pendulum": dict(learning_starts=1_000, learning_rate=1e-3),
+    },
 }
 
 

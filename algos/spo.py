@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from algos.ppo import PPO, PPOConfig
+from algos.ppo import PPO, PPOConfig, broadcast_advantages
 
 
 @dataclass
@@ -23,11 +23,12 @@ class SPOConfig(PPOConfig):
 
 
 def spo_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, eps: float) -> torch.Tensor:
-    """L = -E[r A - |A| / (2 eps) * (r - 1)^2]  (Xie et al. 2025, the SPO objective, ICML version).
+    """L = -E[r A - |A| / (2 eps) * (r - 1)^2]  (Xie et al. 2025, the SPO objective, ICML version), over ``[B, *extra]`` ratios.
 
     Its gradient in r is A - |A| (r - 1) / eps: equal to A at r = 1, zero at the clip edge
     r = 1 + sign(A) eps, and pointing back inside beyond it.
     """
+    advantages = broadcast_advantages(advantages, log_ratio)
     ratio = log_ratio.exp()
     return -(ratio * advantages - advantages.abs() / (2 * eps) * (ratio - 1) ** 2).mean()
 

@@ -21,7 +21,7 @@ import tyro
 
 import vecenvs
 from algos.logger import CONFIG_FILE, METRICS_FILE, RunLogger
-from algos.onpolicy import OnPolicyAlgorithm, OnPolicyConfig
+from algos.base import Algorithm, AlgorithmConfig
 from algos.presets import PRESETS
 
 
@@ -32,13 +32,13 @@ class TrainArgs:
     env_id: str = "CartPole-v1"
     """env id: a native tensor env where one exists, else gymnasium's own through the adapter"""
     num_envs: int = 8
-    """env copies stepped together; a rollout batch holds algo.num_steps * num_envs transitions"""
+    """env copies stepped together (on-policy: a rollout batch holds algo.num_steps * num_envs transitions)"""
     device: str = "cpu"
     """torch device of the envs and networks (cpu, cuda, cuda:1, ...)"""
     seed: int = 0
     """the run's one seed: torch, the training env and the evaluation env (seed + 10,000)"""
     total_steps: int = 1_000_000
-    """env steps to train for, rounded up to whole rollouts (num_steps * num_envs); may change on --resume"""
+    """env steps to train for, rounded up to whole iterations (on-policy: rollouts of num_steps * num_envs); may change on --resume"""
     run_dir: Path | None = None
     """default: runs/<algo>/<env_id>/seed<seed>"""
     eval_every: int = 50_000
@@ -59,7 +59,7 @@ class TrainArgs:
     """CPU threads for torch; small RL networks run fastest on one (0: torch's default)"""
     preset: str | None = None
     """start from a named hyperparameter preset of the algorithm"""
-    algo: OnPolicyConfig = field(default_factory=OnPolicyConfig)
+    algo: AlgorithmConfig = field(default_factory=AlgorithmConfig)
 
 
 # What --resume takes from the run's config.json: everything that makes it the same run.
@@ -67,14 +67,17 @@ RUN_SETTINGS = ("env_id", "num_envs", "device", "seed", "backend", "eval_every",
                 "checkpoint_every", "env_compile", "preset")
 
 
-def _args_class(algo_cls: type[OnPolicyAlgorithm], description: str | None) -> type[TrainArgs]:
+def _args_class(algo_cls: type[Algorithm], description: str | None) -> type[TrainArgs]:
     """TrainArgs with ``--algo`` typed as the algorithm's config and its presets listed in ``--help``."""
     config_cls = algo_cls.config_class
     presets = ", ".join(sorted(PRESETS.get(config_cls.__name__, {}))) or "none"
+    num_envs_help = (f"env copies stepped together ({algo_cls.__name__}: one iteration is "
+                     f"{algo_cls.iteration_name.rstrip(' =')} copies)")
     preset_help = f"start from a named hyperparameter preset of {algo_cls.__name__}: {presets} (algos/presets.py)"
     args_cls = dataclasses.make_dataclass(
         f"{algo_cls.__name__}Args",
-        [("preset", Annotated[str | None, tyro.conf.arg(help=preset_help)], field(default=None)),
+        [("num_envs", Annotated[int, tyro.conf.arg(help=num_envs_help)], field(default=algo_cls.default_num_envs)),
+         ("preset", Annotated[str | None, tyro.conf.arg(help=preset_help)], field(default=None)),
          ("algo", config_cls, field(default_factory=config_cls))],
         bases=(TrainArgs,),
     )
@@ -82,7 +85,7 @@ def _args_class(algo_cls: type[OnPolicyAlgorithm], description: str | None) -> t
     return args_cls
 
 
-def parse(algo_cls: type[OnPolicyAlgorithm], argv: list[str] | None = None, description: str | None = None) -> TrainArgs:
+def parse(algo_cls: type[Algorithm], argv: list[str] | None = None, description: str | None = None) -> TrainArgs:
     """Parse the CLI into the settings the run uses.
 
     The command line is parsed again over the defaults it implies, and the fields it sets are
@@ -104,7 +107,7 @@ def parse(algo_cls: type[OnPolicyAlgorithm], argv: list[str] | None = None, desc
     return dataclasses.replace(args, run_dir=Path(args.run_dir or default_run_dir(algo_cls, args)))
 
 
-def _parse_resume(algo_cls: type[OnPolicyAlgorithm], args_cls: type[TrainArgs], first: TrainArgs, argv: list[str]) -> TrainArgs:
+def _parse_resume(algo_cls: type[Algorithm], args_cls: type[TrainArgs], first: TrainArgs, argv: list[str]) -> TrainArgs:
     run_dir = Path(first.run_dir or default_run_dir(algo_cls, first))
     config_file = run_dir / CONFIG_FILE
     if not config_file.is_file():
@@ -128,7 +131,7 @@ def _parse_resume(algo_cls: type[OnPolicyAlgorithm], args_cls: type[TrainArgs], 
     return args
 
 
-def default_run_dir(algo_cls: type[OnPolicyAlgorithm], args: TrainArgs) -> Path:
+def default_run_dir(algo_cls: type[Algorithm], args: TrainArgs) -> Path:
     return Path("runs") / algo_cls.__name__.lower() / args.env_id / f"seed{args.seed}"
 
 
@@ -145,7 +148,7 @@ def check_args(args: TrainArgs) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(args, name)}")
 
 
-def train(algo_cls: type[OnPolicyAlgorithm], args: TrainArgs, argv: Sequence[str] = ()) -> OnPolicyAlgorithm:
+def train(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str] = ()) -> Algorithm:
     """Run (or resume) one training run with parsed ``args`` (see :func:`parse`) and return the agent.
 
     On ``--resume`` the algorithm config comes from the checkpoint.
@@ -159,16 +162,12 @@ def train(algo_cls: type[OnPolicyAlgorithm], args: TrainArgs, argv: Sequence[str
         # a new run would mix its metrics with the old ones and overwrite the old checkpoint
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir "
                               "(or delete that directory) to start a new one")
-    env_kwargs = {"compile": True} if args.env_compile else {}
-    env = vecenvs.make(args.env_id, num_envs=args.num_envs, device=args.device, seed=args.seed, backend=args.backend, **env_kwargs)
+    agent = algo_cls.for_run(args, resume_from=ckpt if args.resume else None)
+    if args.resume:
+        print(f"resumed {algo_cls.__name__} from {ckpt} at env step {agent.global_step:,}")
     eval_env = None
     if args.eval_every:
         eval_env = vecenvs.make(args.env_id, num_envs=args.eval_episodes, device=args.device, seed=args.seed + 10_000, backend=args.backend)
-    if args.resume:
-        agent = algo_cls.load(ckpt, env=env)
-        print(f"resumed {algo_cls.__name__} from {ckpt} at env step {agent.global_step:,}")
-    else:
-        agent = algo_cls(env, args.algo)
     settings = {k: v for k, v in dataclasses.asdict(args).items() if k != "algo"}
     record = {"algo": algo_cls.__name__, **_jsonable(settings), "algo_config": _jsonable(dataclasses.asdict(agent.config)),
               "command": list(argv)}
@@ -181,13 +180,15 @@ def train(algo_cls: type[OnPolicyAlgorithm], args: TrainArgs, argv: Sequence[str
         )
         elapsed = time.perf_counter() - t0
     summary = {"env_steps": agent.global_step, "seconds": round(elapsed, 1)}
+    if agent.config.compile:
+        summary["compile_seconds"] = round(agent.compile_seconds, 1)
     if eval_env is not None:
         summary["eval_return"] = round(agent.evaluate(eval_env, seed=args.seed + 10_000)["return_mean"], 2)
     print(json.dumps(summary))
     return agent
 
 
-def main(algo_cls: type[OnPolicyAlgorithm], argv: list[str] | None = None) -> OnPolicyAlgorithm:
+def main(algo_cls: type[Algorithm], argv: list[str] | None = None) -> Algorithm:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and train."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(algo_cls, argv)

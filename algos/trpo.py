@@ -113,7 +113,13 @@ class TRPO(OnPolicyAlgorithm):
     def _setup(self) -> None:
         if not hasattr(self.policy, "distribution"):
             raise TypeError(f"TRPO needs a policy with distribution(obs) for KL and Fisher-vector products; {type(self.policy).__name__} has none")
-        self.optimizers["critic"] = torch.optim.Adam(self.critic.parameters(), lr=self.config.critic_learning_rate)
+        self.optimizers["critic"] = self.adam(self.critic.parameters(), self.config.critic_learning_rate)
+        # the critic's loss compiles; the policy step is one CG solve per update and stays eager
+        self._critic_loss = self.compiled(self.critic_loss)
+
+    def critic_loss(self, mb: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The value loss of one minibatch (compiled, forward and backward, with ``config.compile``)."""
+        return value_loss(self.critic(mb["obs"]), mb["values"], mb["returns"], None)
 
     def update(self, buffer: RolloutBuffer, progress: float) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -172,7 +178,7 @@ class TRPO(OnPolicyAlgorithm):
         v_loss_sum = torch.zeros((), device=self.device)
         for _ in range(cfg.critic_epochs):
             for mb in buffer.minibatches(num_mb):
-                v_loss = value_loss(self.critic(mb["obs"]), mb["values"], mb["returns"], None)
+                v_loss = self._critic_loss(mb)
                 opt.zero_grad(set_to_none=True)
                 v_loss.backward()
                 opt.step()

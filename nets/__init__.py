@@ -1,12 +1,14 @@
-"""Neural networks: MLPs, distribution heads, critics and the on-policy policy seam.
+"""Neural networks: MLPs, distribution heads, critics, off-policy actors and the on-policy policy seam.
 
 Depends only on torch (and gymnasium for the spaces in :func:`make_policy`).
 """
 
+from nets.actors import DeterministicActor, SquashedGaussianActor
 from nets.critics import CriticEnsemble, QCritic, ValueCritic
 from nets.heads import CategoricalHead, DiagGaussianHead, StateDependentNoiseHead
-from nets.mlp import ACTIVATIONS, activation_class, body_out_dim, mlp, mlp_body, orthogonal_init
+from nets.mlp import ACTIVATIONS, activation_class, body_out_dim, default_init, mlp, mlp_body, orthogonal_init
 from nets.policies import CategoricalPolicy, DistributionPolicy, GaussianPolicy, GSDEPolicy, StochasticPolicy, make_policy
+from nets.spec import RecordsInit, build_module, module_spec
 
 __all__ = [
     "ACTIVATIONS",
@@ -15,12 +17,18 @@ __all__ = [
     "mlp",
     "mlp_body",
     "orthogonal_init",
+    "default_init",
+    "RecordsInit",
+    "module_spec",
+    "build_module",
     "DiagGaussianHead",
     "CategoricalHead",
     "StateDependentNoiseHead",
     "ValueCritic",
     "QCritic",
     "CriticEnsemble",
+    "SquashedGaussianActor",
+    "DeterministicActor",
     "StochasticPolicy",
     "DistributionPolicy",
     "GaussianPolicy",

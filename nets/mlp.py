@@ -90,3 +90,15 @@ def mlp(
     body = mlp_body(in_dim, hidden, activation, layer_norm, hidden_gain)
     out = orthogonal_init(nn.Linear(body_out_dim(in_dim, hidden), int(out_dim)), out_gain)
     return nn.Sequential(*body, out)
+
+
+def default_init(module: nn.Module) -> nn.Module:
+    """Reset every ``nn.Linear`` in ``module`` to PyTorch's default initialisation, in place.
+
+    Off-policy critics use it (CleanRL and SB3 keep the default init for SAC and TD3); the
+    orthogonal init above is an on-policy detail.
+    """
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            layer.reset_parameters()
+    return module

@@ -29,9 +29,10 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from nets.heads import CategoricalHead, DiagGaussianHead, StateDependentNoiseHead
 from nets.mlp import body_out_dim, mlp_body
+from nets.spec import RecordsInit
 
 
-class StochasticPolicy(nn.Module, abc.ABC):
+class StochasticPolicy(RecordsInit, nn.Module, abc.ABC):
     """Abstract on-policy policy: the interface between a policy and PPO/TRPO/SPO.
 
     Implementations must be batched over a leading dim and device-agnostic.
@@ -40,7 +41,9 @@ class StochasticPolicy(nn.Module, abc.ABC):
     - ``explore(obs)`` -> ``(actions, stored)``: sampled actions plus the dict of tensors,
       each with leading dim ``B``, that ``log_ratio`` will need later (no gradient);
     - ``log_ratio(obs, actions, stored)`` -> ``[B]``, ``log pi_theta(a|s) - log pi_old(a|s)``,
-      differentiable w.r.t. the current parameters; 0 when the parameters have not changed;
+      differentiable w.r.t. the current parameters; 0 when the parameters have not changed.
+      It may also be ``[B, *extra]`` (e.g. one ratio per denoising step, as DPPO uses): PPO's
+      and SPO's losses broadcast each sample's advantage over the extra dims;
     - ``entropy(obs)`` -> ``[B]`` or ``None`` when there is no closed form.
     """
 

@@ -332,3 +332,244 @@ def test_partial_reset_touches_only_masked_rows():
     for now, before in ((stats.episode_returns, returns), (stats.episode_lengths, lengths), (env.returns, disc)):
         assert torch.all(now[mask] == 0) and torch.equal(now[~mask], before[~mask])
     assert env.env.rms.count.item() == pytest.approx(count.item() + 2)  # only the two new observations
+
+
+# --- bitwise equality with the plain all-tensor computations ----------------------------
+# The wrappers take shortcuts to cut per-step dispatch (Python-float scalars, in-place ops,
+# cached std, one-row batches...). These tests pin their numbers, bit for bit, to the plain
+# formulas written out op by op below, on streams with all the cases the shortcuts special-case.
+class ReferenceRMS:
+    """The parallel-variance merge in plain float64 tensor ops, as the wrappers first computed it."""
+
+    def __init__(self, shape=(), epsilon=1e-4):
+        self.mean = torch.zeros(shape, dtype=torch.float64)
+        self.var = torch.ones(shape, dtype=torch.float64)
+        self.count = torch.tensor(epsilon, dtype=torch.float64)
+
+    def update(self, x, mask=None):
+        x = x.to(torch.float64)
+        if mask is None:
+            batch_count = float(x.shape[0])
+            batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
+        else:
+            w = mask.to(torch.float64).reshape(-1, *([1] * (x.dim() - 1)))
+            batch_count = w.sum()
+            n = batch_count.clamp_min(1.0)
+            batch_mean = (w * x).sum(0) / n
+            batch_var = (w * (x - batch_mean) ** 2).sum(0) / n
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        self.mean = self.mean + delta * (batch_count / total)
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * (self.count * batch_count / total)
+        self.var = m2 / total
+        self.count = total
+
+    def normalize(self, x, clip=None, epsilon=1e-8):
+        y = (x.to(torch.float64) - self.mean) / torch.sqrt(self.var + epsilon)
+        return (y if clip is None else y.clamp(-clip, clip)).to(torch.float32)
+
+
+def assert_bitwise(got, expected):
+    """Same dtype, shape and bits (NaNs only need to be NaN in the same places)."""
+    got, expected = torch.as_tensor(got), torch.as_tensor(expected)
+    assert got.dtype == expected.dtype and got.shape == expected.shape, (got, expected)
+    if not got.dtype.is_floating_point:
+        assert torch.equal(got, expected), (got, expected)
+        return
+    nan_g, nan_e = torch.isnan(got), torch.isnan(expected)
+    assert torch.equal(nan_g, nan_e), (got, expected)
+    bits = {torch.float64: torch.int64, torch.float32: torch.int32}[got.dtype]
+    same = got.masked_fill(nan_g, 0).view(bits) == expected.masked_fill(nan_e, 0).view(bits)
+    assert bool(same.all()), (got, expected)  # also tells -0.0 from 0.0
+
+
+def assert_rms_bitwise(rms, ref):
+    assert_bitwise(rms.mean, ref.mean)
+    assert_bitwise(rms.var, ref.var)
+    assert_bitwise(rms.count, ref.count)
+
+
+@pytest.mark.parametrize("shape", [(), (3,)])
+def test_rms_bitwise_equals_plain_merge(shape):
+    g = torch.Generator().manual_seed(0)
+    rms, ref = RunningMeanStd(shape), ReferenceRMS(shape)
+    for t in range(300):
+        n = [1, 1, 2, 5, 16, 64][t % 6]
+        scale = [1e-3, 1.0, 50.0, 1e6][t % 4]
+        x = (torch.randn(n, *shape, generator=g, dtype=torch.float64) * scale + 3.0).to(
+            torch.float32 if t % 3 else torch.float64
+        )
+        mask = torch.rand(n, generator=g) < 0.5 if t % 7 == 3 else None  # masked updates in between
+        rms.update(x, mask)
+        ref.update(x, mask)
+        assert_rms_bitwise(rms, ref)
+        if t % 11 == 0:  # normalize with and without clip, float32 and float64 input
+            for clip in (None, 0.7, 10.0):
+                assert_bitwise(rms.normalize(x, clip=clip), ref.normalize(x, clip=clip))
+    assert rms.count.item() > 1000
+
+
+def test_rms_bitwise_when_the_batch_dominates():
+    # Each batch far from the running mean: the delta**2 term of the merge carries the
+    # variance, so any other rounding of its scalar factor shows in the last bits.
+    for shape in ((), (3,)):
+        g = torch.Generator().manual_seed(2)
+        rms, ref = RunningMeanStd(shape), ReferenceRMS(shape)
+        for t in range(40):
+            n = (1, 1, 2, 3, 4, 6, 8, 12, 16, 24)[t % 10]
+            x = 100.0 * t + torch.rand(n, *shape, generator=g, dtype=torch.float64)
+            rms.update(x)
+            ref.update(x)
+            assert_rms_bitwise(rms, ref)
+            std = torch.sqrt(ref.var + 1e-8)
+            assert_bitwise(rms._mean_std(torch.device("cpu"), 1e-8)[1], std)
+            if shape == ():
+                assert_bitwise(torch.tensor(rms._host_std(1e-8), dtype=torch.float64), std)
+
+
+SPECIAL = [float("inf"), -float("inf"), float("nan"), 1e308, -1e308, 5e-324, -5e-324, 0.0, -0.0]
+
+
+@pytest.mark.parametrize("shape", [(), (4,)])
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("value", SPECIAL)
+def test_rms_bitwise_with_special_values(shape, n, value):
+    # One special value (non-finite, huge, subnormal, a signed zero) in an otherwise ordinary
+    # stream, in a one-row or a larger batch, then ordinary batches again.
+    g = torch.Generator().manual_seed(3)
+    rms, ref = RunningMeanStd(shape), ReferenceRMS(shape)
+    for t in range(8):
+        if t == 3:
+            x = torch.randn(n, *shape, generator=g, dtype=torch.float64)
+            x.view(-1)[0] = value
+        else:
+            x = 2.0 + torch.randn(n, *shape, generator=g, dtype=torch.float64)
+        rms.update(x)
+        ref.update(x)
+        assert_rms_bitwise(rms, ref)
+        assert_bitwise(rms.normalize(x, clip=5.0), ref.normalize(x, clip=5.0))
+    # zeros of either sign into a zero running mean of either sign
+    for mean in (0.0, -0.0):
+        for x in (0.0, -0.0):
+            rms, ref = RunningMeanStd(shape), ReferenceRMS(shape)
+            rms.mean = torch.full(shape, mean, dtype=torch.float64)
+            ref.mean = torch.full(shape, mean, dtype=torch.float64)
+            batch = torch.full((n, *shape), x, dtype=torch.float64)
+            rms.update(batch)
+            ref.update(batch)
+            assert_rms_bitwise(rms, ref)
+
+
+def test_rms_count_and_stats_stay_tensors_that_can_be_changed():
+    rms, ref = RunningMeanStd((2,)), ReferenceRMS((2,))
+    x = torch.randn(4, 2, dtype=torch.float64)
+    rms.update(x)
+    ref.update(x)
+    count = rms.count
+    assert isinstance(count, torch.Tensor) and count.dtype == torch.float64 and count.shape == ()
+    count.add_(10.0)  # changed in place by a reader: the next merge must use it
+    ref.count.add_(10.0)
+    rms.var.mul_(3.0)  # so must normalize (its cached std is then stale)
+    ref.var.mul_(3.0)
+    assert_bitwise(rms.normalize(x), ref.normalize(x))
+    rms.update(x)
+    ref.update(x)
+    assert_rms_bitwise(rms, ref)
+    rms.count = torch.tensor(2.0, dtype=torch.float64)  # and assigned
+    ref.count = torch.tensor(2.0, dtype=torch.float64)
+    rms.update(x[:1])
+    ref.update(x[:1])
+    assert_rms_bitwise(rms, ref)
+    other = RunningMeanStd((2,))
+    other.load_state_dict(copy.deepcopy(rms.state_dict()))
+    other.update(x)
+    ref.update(x)
+    assert_rms_bitwise(other, ref)
+    # the statistics never record autograd history, even from an input that requires grad
+    y = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    other.update(y)
+    assert not (other.mean.requires_grad or other.var.requires_grad or other.count.requires_grad)
+
+
+def reference_chain_run(n, seed, actions, gamma, clip_obs, clip_rew, freeze_at, reset_at, reset_mask):
+    """RecordEpisodeStatistics -> NormalizeObservation -> NormalizeReward -> ClipAction, computed
+    from an unwrapped env with the plain formulas; yields (obs, reward, terminated, truncated, info)."""
+    raw = ToyEnv(n, seed=seed)
+    obs_rms, ret_rms = ReferenceRMS((3,)), ReferenceRMS(())
+    ep_ret = torch.zeros(n, dtype=torch.float64)
+    ep_len = torch.zeros(n, dtype=torch.int64)
+    ret = torch.zeros(n, dtype=torch.float64)
+    obs, _ = raw.reset()
+    obs_rms.update(obs)
+    yield "reset", obs_rms.normalize(obs, clip_obs)
+    low, high = torch.as_tensor(ACT_LOW), torch.as_tensor(ACT_HIGH)
+    for t, a in enumerate(actions):
+        update = t < freeze_at
+        if t == reset_at:
+            ep_ret = torch.where(reset_mask, torch.zeros_like(ep_ret), ep_ret)
+            ep_len = torch.where(reset_mask, torch.zeros_like(ep_len), ep_len)
+            ret = torch.where(reset_mask, torch.zeros_like(ret), ret)
+            obs, _ = raw.reset(options={"reset_mask": reset_mask})
+            if update:
+                obs_rms.update(obs, reset_mask)
+            yield "reset", obs_rms.normalize(obs, clip_obs)
+        obs, r, te, tr, info = raw.step(torch.clamp(a, low, high))
+        done = te | tr
+        ep_ret = ep_ret + r.to(torch.float64)
+        ep_len = ep_len + 1
+        episode = {"r": ep_ret.to(torch.float32), "l": ep_len}
+        ep_ret = torch.where(done, torch.zeros_like(ep_ret), ep_ret)
+        ep_len = torch.where(done, torch.zeros_like(ep_len), ep_len)
+        if update:
+            obs_rms.update(obs)
+        final = obs_rms.normalize(info["final_obs"], clip_obs)
+        r64 = r.to(torch.float64)
+        ret = ret * gamma + r64
+        if update:
+            ret_rms.update(ret)
+        scaled = r64 / torch.sqrt(ret_rms.var + 1e-8)
+        if clip_rew is not None:
+            scaled = scaled.clamp(-clip_rew, clip_rew)
+        ret = torch.where(done, torch.zeros_like(ret), ret)
+        yield "step", (obs_rms.normalize(obs, clip_obs), scaled.to(torch.float32), te, tr, final, episode, done)
+    yield "state", (obs_rms, ret_rms, ep_ret, ep_len, ret)
+
+
+@pytest.mark.parametrize("n", [1, 5])
+@pytest.mark.parametrize("clip", [10.0, None])
+def test_chain_bitwise_equals_plain_formulas(n, clip):
+    gamma, steps, freeze_at, reset_at = 0.9, 80, 60, 25
+    g = torch.Generator().manual_seed(n)
+    actions = [4.0 * torch.randn(n, 2, generator=g) for _ in range(steps)]  # often out of bounds
+    reset_mask = torch.arange(n) % 2 == 0
+    stats = RecordEpisodeStatistics(ToyEnv(n, seed=13))
+    nobs = NormalizeObservation(stats, clip=clip)
+    nrew = NormalizeReward(nobs, gamma=gamma, clip=clip)
+    env = ClipAction(nrew)
+    reference = reference_chain_run(n, 13, actions, gamma, clip, clip, freeze_at, reset_at, reset_mask)
+    kind, expected = next(reference)
+    assert_bitwise(env.reset()[0], expected)
+    terms = truncs = 0
+    for t, a in enumerate(actions):
+        if t == freeze_at:
+            nobs.freeze()
+            nrew.freeze()
+        if t == reset_at:
+            kind, expected = next(reference)
+            assert kind == "reset"
+            assert_bitwise(env.reset(options={"reset_mask": reset_mask})[0], expected)
+        kind, (obs_e, rew_e, te_e, tr_e, final_e, episode_e, done_e) = next(reference)
+        obs, rew, te, tr, info = env.step(a)
+        for got, want in ((obs, obs_e), (rew, rew_e), (te, te_e), (tr, tr_e), (info["final_obs"], final_e),
+                          (info["episode"]["r"], episode_e["r"]), (info["episode"]["l"], episode_e["l"]),
+                          (info["_episode"], done_e)):
+            assert_bitwise(got, want)
+        terms += int(te.sum())
+        truncs += int(tr.sum())
+    assert terms > 0 and truncs > 0
+    kind, (obs_rms, ret_rms, ep_ret, ep_len, ret) = next(reference)
+    assert kind == "state"
+    assert_rms_bitwise(nobs.rms, obs_rms)
+    assert_rms_bitwise(nrew.rms, ret_rms)
+    for got, want in ((stats.episode_returns, ep_ret), (stats.episode_lengths, ep_len), (nrew.returns, ret)):
+        assert_bitwise(got, want)

@@ -15,6 +15,7 @@ Typical order, innermost first::
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -26,6 +27,49 @@ from gymnasium.vector.utils import batch_space
 from vecenvs.core import Device, TorchVecEnvWrapper, as_actions
 
 
+class _Stat:
+    """A float64 tensor attribute of :class:`RunningMeanStd` with a Python-float twin.
+
+    Reading gives a tensor, as a plain attribute would; assigning takes one (or a number).
+    A 0-d tensor on the CPU also has its value as a Python float, which the merge uses
+    instead of tensor ops; after a merge in Python the tensor is only built when read. An
+    in-place change of a tensor that was read (its version counter moves) is picked up.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.tensor, self.version, self.host = f"_{name}", f"_{name}_version", f"_{name}_host"
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        d = obj.__dict__
+        value = d[self.tensor]
+        if value is None:  # only ever None with a host twin, hence on the CPU
+            value = torch.tensor(d[self.host], dtype=torch.float64, device=obj.device)
+            d[self.tensor], d[self.version] = value, value._version
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        if not isinstance(value, torch.Tensor):
+            value = torch.tensor(value, dtype=torch.float64, device=obj.device)
+        d = obj.__dict__
+        d[self.tensor], d[self.version] = value, value._version
+        d[self.host] = float(value) if value.dim() == 0 and value.device.type == "cpu" else None
+
+    def twin(self, obj: Any) -> float | None:
+        """The value as a Python float where it is a 0-d CPU tensor, else None."""
+        d = obj.__dict__
+        value = d[self.tensor]
+        if value is not None and value._version != d[self.version]:
+            self.__set__(obj, value)
+        return d[self.host]
+
+    def set_twin(self, obj: Any, value: float) -> None:
+        d = obj.__dict__
+        d[self.tensor], d[self.host] = None, value
+
+
 class RunningMeanStd:
     """Running mean and variance of a stream of batches, in float64 on ``device``.
 
@@ -33,7 +77,20 @@ class RunningMeanStd:
     gymnasium and SB3) and are merged batch by batch with the parallel-variance formula
     (Chan et al.), so the result equals the mean/variance of everything seen, up to that
     tiny prior. ``count`` is a tensor: updating never syncs with the host.
+
+    Speed: the wrappers update and read these statistics on every step, mostly for small
+    batches, where a torch op costs microseconds of dispatch whatever its size. On the CPU
+    the 0-d statistics (always ``count``; ``mean`` and ``var`` too when ``shape == ()``, as
+    in :class:`NormalizeReward`) are merged as Python floats and their tensors only built
+    when read. Python floats and float64 CPU tensors round alike (IEEE double), and every
+    path computes the same operations in the same order as the all-tensor merge
+    (:meth:`_update_tensors`), so the statistics are bitwise the same whichever path ran.
+    Accelerators, and masked updates (a data-dependent count), use the all-tensor merge.
     """
+
+    mean = _Stat()
+    var = _Stat()
+    count = _Stat()
 
     def __init__(self, shape: Sequence[int] = (), device: Device = "cpu", epsilon: float = 1e-4) -> None:
         self.shape = tuple(int(s) for s in shape)
@@ -41,15 +98,77 @@ class RunningMeanStd:
         self.mean = torch.zeros(self.shape, dtype=torch.float64, device=self.device)
         self.var = torch.ones(self.shape, dtype=torch.float64, device=self.device)
         self.count = torch.tensor(float(epsilon), dtype=torch.float64, device=self.device)
+        self._std_cache: tuple | None = None
 
-    @torch.no_grad()
     def update(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Merge a batch ``x`` of shape ``[B, *shape]``; with ``mask`` (bool ``[B]``) only its rows."""
         if tuple(x.shape[1:]) != self.shape:
             raise ValueError(f"RunningMeanStd.update expects a batch of shape [B, *{self.shape}], got {tuple(x.shape)}")
         if x.shape[0] == 0:
             return
-        x = x.to(self.device, torch.float64)
+        if torch.is_grad_enabled() and self._records_grad(x):
+            with torch.no_grad():  # entered only when needed: it costs ~2 µs a call
+                self._update(x, mask)
+        else:
+            self._update(x, mask)
+
+    def _records_grad(self, x: torch.Tensor) -> bool:
+        # Autograd records an op only if an input requires grad.
+        d = self.__dict__
+        m, v, c = d["_mean"], d["_var"], d["_count"]
+        return (
+            x.requires_grad
+            or (m is not None and m.requires_grad)
+            or (v is not None and v.requires_grad)
+            or (c is not None and c.requires_grad)
+        )
+
+    def _update(self, x: torch.Tensor, mask: torch.Tensor | None) -> None:
+        n = x.shape[0]
+        x = x.double() if x.device == self.device else x.to(self.device, torch.float64)
+        count = None if mask is not None else RunningMeanStd.count.twin(self)
+        if count is None:
+            self._update_tensors(x, mask)
+            return
+        # The merge of _update_tensors(x, None), operation for operation, with the 0-d
+        # values as Python floats. Notes on the equalities relied on:
+        # - batch_count / total there is Tensor.__rdiv__, i.e. (1 / total) * batch_count;
+        # - delta**2 is delta * delta, bitwise (ATen's pow special-cases the exponent 2);
+        # - one row: x.mean(0) is x[0], up to the sign of a zero, which does not change the
+        #   merged mean (+0 + -0 = +0) or variance; x.var(0) of one row is 0, or NaN where it is
+        #   not finite (Welford); batch_var * 1.0 is batch_var.
+        batch_count = float(n)
+        total = count + batch_count
+        mean = RunningMeanStd.mean.twin(self)
+        var = RunningMeanStd.var.twin(self) if mean is not None else None
+        if var is not None:  # shape (): all of it in Python
+            if n == 1:
+                batch_mean = x.item()
+                batch_var = 0.0 if math.isfinite(batch_mean) else math.nan
+            else:
+                batch_mean = x.mean(0).item()
+                batch_var = x.var(0, unbiased=False).item()
+            delta = batch_mean - mean
+            m2 = var * count + batch_var * batch_count + delta * delta * (count * batch_count / total)
+            RunningMeanStd.mean.set_twin(self, mean + delta * ((1.0 / total) * batch_count))
+            RunningMeanStd.var.set_twin(self, m2 / total)
+        else:  # tensor moments, Python scalars, in-place ops on fresh temporaries
+            if n == 1:
+                batch_mean = x[0]
+                batch_m2 = x.var(0, unbiased=False)
+            else:
+                batch_mean = x.mean(0)
+                batch_m2 = x.var(0, unbiased=False).mul_(batch_count)
+            delta = batch_mean - self.mean
+            m2 = self.var * count
+            m2 += batch_m2
+            m2 += (delta * delta).mul_(count * batch_count / total)
+            self.var = m2.div_(total)
+            self.mean = self.mean + delta.mul_((1.0 / total) * batch_count)
+        RunningMeanStd.count.set_twin(self, total)
+
+    def _update_tensors(self, x: torch.Tensor, mask: torch.Tensor | None) -> None:
+        """The reference merge, all in tensors (``x`` is float64 on ``self.device``)."""
         if mask is None:
             batch_count: torch.Tensor | float = float(x.shape[0])
             batch_mean = x.mean(0)
@@ -61,21 +180,44 @@ class RunningMeanStd:
             n = batch_count.clamp_min(1.0)  # an empty mask merges nothing (delta * 0 / count)
             batch_mean = (w * x).sum(0) / n
             batch_var = (w * (x - batch_mean) ** 2).sum(0) / n
-        delta = batch_mean - self.mean
-        total = self.count + batch_count
-        self.mean = self.mean + delta * (batch_count / total)
-        m2 = self.var * self.count + batch_var * batch_count + delta**2 * (self.count * batch_count / total)
+        mean, var, count = self.mean, self.var, self.count
+        delta = batch_mean - mean
+        total = count + batch_count
+        self.mean = mean + delta * (batch_count / total)
+        m2 = var * count + batch_var * batch_count + delta**2 * (count * batch_count / total)
         self.var = m2 / total
         self.count = total
 
+    def _host_std(self, epsilon: Any) -> float | None:
+        """``sqrt(var + epsilon)`` as a Python float where ``var`` has a host twin, else None."""
+        var = RunningMeanStd.var.twin(self)
+        if var is None or not isinstance(epsilon, (int, float)):
+            return None
+        v = var + epsilon
+        return math.sqrt(v) if v >= 0 else math.nan  # what torch.sqrt gives, without math's ValueError
+
+    def _mean_std(self, device: torch.device, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """``mean`` and ``sqrt(var + epsilon)`` on ``device``, the latter cached while ``var`` is unchanged."""
+        mean, var = self.mean, self.var
+        c = self._std_cache
+        if c is not None and c[0] is var and c[1] == var._version and c[2] == epsilon and c[3] == device:
+            std = c[4]
+        else:
+            std = (var.to(device) + epsilon).sqrt_()
+            self._std_cache = (var, var._version, epsilon, device, std)
+        return (mean if mean.device == device else mean.to(device)), std
+
     def normalize(self, x: torch.Tensor, clip: float | None = None, epsilon: float = 1e-8) -> torch.Tensor:
         """``(x - mean) / sqrt(var + epsilon)``, clipped to ``[-clip, clip]``, as float32 on ``x.device``."""
-        mean = self.mean.to(x.device)
-        std = torch.sqrt(self.var.to(x.device) + epsilon)
-        y = (x.to(torch.float64) - mean) / std
+        mean, std = self._mean_std(x.device, epsilon)
+        if x.dtype != torch.float64 and mean.dim() > 0:
+            y = torch.sub(x, mean)  # type promotion computes float64(x) - mean, one op instead of two
+        else:  # (a 0-d mean would not promote x)
+            y = x.to(torch.float64) - mean
+        y.div_(std)
         if clip is not None:
-            y = y.clamp(-clip, clip)
-        return y.to(torch.float32)
+            y.clamp_(-clip, clip)
+        return y.float()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"mean": self.mean.clone(), "var": self.var.clone(), "count": self.count.clone()}
@@ -120,7 +262,7 @@ def _zero_rows(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Zeros everywhere (full reset) or in the rows of ``mask`` (partial reset)."""
     if mask is None:
         return torch.zeros_like(x)
-    return torch.where(mask.to(x.device), torch.zeros_like(x), x)
+    return x.masked_fill(mask.to(x.device), 0)  # == torch.where(mask, 0, x), one op
 
 
 class NormalizeObservation(TorchVecEnvWrapper):
@@ -175,11 +317,16 @@ class NormalizeObservation(TorchVecEnvWrapper):
 
     def step(self, actions: torch.Tensor):
         obs, reward, terminated, truncated, info = self.env.step(actions)
+        rms = self.rms
+        raw = obs
         if self.update:
-            self.rms.update(obs)
+            x = obs.double() if obs.device == rms.device else obs.to(rms.device, torch.float64)
+            rms.update(x)
+            if x.device == obs.device:
+                raw = x  # normalising the float64 copy is normalising obs, with one cast fewer
         if "final_obs" in info:
-            info = {**info, "final_obs": self.normalize(info["final_obs"])}
-        return self.normalize(obs), reward, terminated, truncated, info
+            info = {**info, "final_obs": rms.normalize(info["final_obs"], clip=self.clip, epsilon=self.epsilon)}
+        return rms.normalize(raw, clip=self.clip, epsilon=self.epsilon), reward, terminated, truncated, info
 
     def _own_state(self) -> dict[str, Any]:
         return {"rms": self.rms.state_dict()}
@@ -229,15 +376,19 @@ class NormalizeReward(TorchVecEnvWrapper):
 
     def step(self, actions: torch.Tensor):
         obs, reward, terminated, truncated, info = self.env.step(actions)
-        r = reward.to(torch.float64)
-        returns = self.returns * self.gamma + r
+        r = reward.double()
+        returns = (self.returns * self.gamma).add_(r)  # a fresh tensor: in-place ops on it are safe
+        rms = self.rms
         if self.update:
-            self.rms.update(returns)
-        scaled = r / torch.sqrt(self.rms.var + self.epsilon)
+            rms.update(returns)  # keeps no reference to returns
+        std = rms._host_std(self.epsilon)  # == torch.sqrt(rms.var + epsilon), as a float or a tensor
+        if std is None:
+            std = rms._mean_std(rms.var.device, self.epsilon)[1]
+        scaled = r.div_(std) if r is not reward else r / std  # never write into the env's reward
         if self.clip is not None:
-            scaled = scaled.clamp(-self.clip, self.clip)
-        self.returns = torch.where(terminated | truncated, torch.zeros_like(returns), returns)
-        return obs, scaled.to(torch.float32), terminated, truncated, info
+            scaled.clamp_(-self.clip, self.clip)
+        self.returns = returns.masked_fill_(terminated | truncated, 0.0)  # == torch.where(done, 0, returns)
+        return obs, scaled.float(), terminated, truncated, info
 
     def _own_state(self) -> dict[str, Any]:
         return {"rms": self.rms.state_dict(), "returns": self.returns.clone()}
@@ -257,12 +408,13 @@ class _BoxActionWrapper(TorchVecEnvWrapper):
         super().__init__(env)
         space = _box_action_space(env, name)
         device = torch.device(env.device)
+        self._device = device
         self._env_low = torch.as_tensor(space.low, dtype=torch.float32, device=device)
         self._env_high = torch.as_tensor(space.high, dtype=torch.float32, device=device)
 
     def step(self, actions: torch.Tensor | np.ndarray):
         # Validate (and convert NumPy) against the wrapper's own space: broadcasting could hide a bad shape.
-        actions = as_actions(actions, self.single_action_space, self.num_envs, torch.device(self.device))
+        actions = as_actions(actions, self.single_action_space, self.num_envs, self._device)
         return self.env.step(self.actions(actions))
 
     def actions(self, actions: torch.Tensor) -> torch.Tensor:
@@ -316,7 +468,10 @@ class ClipAction(_BoxActionWrapper):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
     def actions(self, actions: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(actions, self._env_low.to(actions.dtype), self._env_high.to(actions.dtype))
+        low, high = self._env_low, self._env_high
+        if actions.dtype != low.dtype:  # (.to would return the same tensors, at the price of two dispatches)
+            low, high = low.to(actions.dtype), high.to(actions.dtype)
+        return torch.clamp(actions, low, high)
 
 
 class RecordEpisodeStatistics(TorchVecEnvWrapper):
@@ -346,12 +501,15 @@ class RecordEpisodeStatistics(TorchVecEnvWrapper):
 
     def step(self, actions: torch.Tensor):
         obs, reward, terminated, truncated, info = self.env.step(actions)
-        returns = self.episode_returns + reward.to(torch.float64)
+        if reward.dtype.is_complex:
+            returns = self.episode_returns + reward.to(torch.float64)
+        else:  # float64 + any real dtype promotes to float64 with the same cast: cast and sum in one op
+            returns = torch.add(self.episode_returns, reward)
         lengths = self.episode_lengths + 1
         done = terminated | truncated
-        info = {**info, "episode": {"r": returns.to(torch.float32), "l": lengths}, "_episode": done}
-        self.episode_returns = torch.where(done, torch.zeros_like(returns), returns)
-        self.episode_lengths = torch.where(done, torch.zeros_like(lengths), lengths)
+        info = {**info, "episode": {"r": returns.float(), "l": lengths}, "_episode": done}
+        self.episode_returns = returns.masked_fill_(done, 0.0)  # == torch.where(done, 0, returns); returns is ours
+        self.episode_lengths = lengths.masked_fill(done, 0)  # out of place: lengths is in info
         return obs, reward, terminated, truncated, info
 
     def _own_state(self) -> dict[str, Any]:
