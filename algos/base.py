@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
@@ -71,8 +72,9 @@ class Algorithm:
     #: what ``global_step`` counts, and what one iteration is, for messages
     step_unit: ClassVar[str] = "env steps"
     iteration_name: ClassVar[str] = "iterations of"
-    #: the training CLI's default --num-envs
+    #: the training CLI's default --num-envs, and what the number means to the family
     default_num_envs: ClassVar[int] = 1
+    num_envs_help: ClassVar[str] = "each iteration steps every copy once"
 
     def __init__(self, config: AlgorithmConfig | None, device: str | torch.device,
                  observation_space: gym.Space, action_space: gym.Space) -> None:
@@ -410,7 +412,15 @@ class CompiledStep:
         if signature in self._signatures:
             return self._compiled(*args)
         t0 = time.perf_counter()
-        out = self._compiled(*args)
+        try:
+            out = self._compiled(*args)
+        except Exception as e:  # no C++ compiler, an unsupported op...: the run goes on eagerly
+            if self._compiled is self.step:
+                raise
+            warnings.warn(f"torch.compile failed for {getattr(self.step, '__qualname__', self.step)}; running it eagerly "
+                          f"(set compile=False to skip the attempt): {type(e).__name__}: {str(e)[:300]}", RuntimeWarning)
+            self._compiled = self.step
+            out = self.step(*args)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.compile_seconds += time.perf_counter() - t0

@@ -79,6 +79,7 @@ class OffPolicyAlgorithm(Algorithm):
     config: OffPolicyConfig
     default_log_every = 1_000
     iteration_name = "steps of all num_envs ="
+    num_envs_help = "each step adds num_envs transitions to the replay buffer"
 
     def __init__(self, env: gym.vector.VectorEnv, config: OffPolicyConfig | None = None, policy: nn.Module | None = None) -> None:
         super().__init__(config, getattr(env, "device", "cpu"), env.single_observation_space, env.single_action_space)

@@ -8,6 +8,7 @@ towards a target entropy of -dim(A). Defaults as SB3 and CleanRL (``sac_continuo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,11 @@ class SACConfig(OffPolicyConfig):
     """Adam learning rate of log(alpha)"""
     target_entropy: float | None = None
     """the entropy alpha is tuned towards (None: -action_dim)"""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.alpha > 0:
+            raise ValueError(f"alpha must be > 0 (it is tuned in log space), got {self.alpha}")
 
 
 def critic_target(rewards: torch.Tensor, discounts: torch.Tensor, terminated: torch.Tensor, q_next: torch.Tensor,
@@ -63,7 +69,7 @@ class SAC(OffPolicyAlgorithm):
             self.policy = SquashedGaussianActor(self.obs_dim, self.act_dim, cfg.actor_hidden, cfg.activation)
         self.policy = self.policy.to(self.device)
         self.target_entropy = float(-self.act_dim if cfg.target_entropy is None else cfg.target_entropy)
-        self.log_alpha = torch.tensor(float(torch.tensor(cfg.alpha).log()), device=self.device, requires_grad=cfg.autotune_alpha)
+        self.log_alpha = torch.tensor(math.log(cfg.alpha), device=self.device, requires_grad=cfg.autotune_alpha)
         self.optimizers["actor"] = self.adam(self.policy.parameters(), cfg.actor_learning_rate)
         self.optimizers["critic"] = self.adam(self.critic.parameters(), cfg.critic_learning_rate)
         if cfg.autotune_alpha:

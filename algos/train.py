@@ -71,8 +71,7 @@ def _args_class(algo_cls: type[Algorithm], description: str | None) -> type[Trai
     """TrainArgs with ``--algo`` typed as the algorithm's config and its presets listed in ``--help``."""
     config_cls = algo_cls.config_class
     presets = ", ".join(sorted(PRESETS.get(config_cls.__name__, {}))) or "none"
-    num_envs_help = (f"env copies stepped together ({algo_cls.__name__}: one iteration is "
-                     f"{algo_cls.iteration_name.rstrip(' =')} copies)")
+    num_envs_help = f"env copies stepped together; {algo_cls.num_envs_help}"
     preset_help = f"start from a named hyperparameter preset of {algo_cls.__name__}: {presets} (algos/presets.py)"
     args_cls = dataclasses.make_dataclass(
         f"{algo_cls.__name__}Args",

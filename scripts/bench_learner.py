@@ -22,6 +22,7 @@ Three sections, each printed as one markdown table:
     python scripts/bench_learner.py                  # sections 1-3(a), ~15-20 min on 2 CPUs
     python scripts/bench_learner.py --quick          # smoke run, ~1 min
     python scripts/bench_learner.py --only offpolicy # one section
+    python scripts/bench_learner.py --cold-compile   # compile seconds as a first run pays them
     python scripts/bench_learner.py --only time --seeds 3 --halfcheetah-target
 
 One run of each row, in sequence: on a shared machine, compare the load average printed
@@ -31,12 +32,15 @@ with each table, and rerun a section (``--only``) to check a surprising ratio.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import gc
 import os
 import platform
 import shlex
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -448,12 +452,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="smoke run with tiny budgets (~1 min): checks the script, measures nothing")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for the time-to-return runs")
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections")
+    p.add_argument("--cold-compile", action="store_true",
+                   help="compile into a fresh, empty inductor cache (a first run's compile seconds); default: the cache as found")
     p.add_argument("--halfcheetah-target", action="store_true",
                    help="in the time section, also PPO on HalfCheetah-v5 to 1,500 (300k-step budget: long)")
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error("--seeds must be >= 1")
 
+    if args.cold_compile:  # read when inductor first compiles, so setting it here is early enough
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache = tempfile.mkdtemp(prefix="bench_learner_inductor_")
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)
     torch.set_num_threads(1)  # SB3 runs in this process, so this is its setting too
     import stable_baselines3
 
@@ -462,6 +471,8 @@ def main(argv: list[str] | None = None) -> None:
           f"torch {torch.__version__} ({torch.get_num_threads()} thread), stable-baselines3 {stable_baselines3.__version__}, "
           f"numpy {np.__version__}")
     print(f"command: `{command}`{' (quick: tiny budgets, not a measurement)' if args.quick else ''}", flush=True)
+    print("compile s: " + ("cold, into a fresh inductor cache" if args.cold_compile else
+                           "with inductor's on-disk cache as found (warm after an earlier run; --cold-compile for a fresh one)"))
     t0 = time.perf_counter()
     if "ppo" in args.only:
         section_ppo(args.quick)

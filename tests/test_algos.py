@@ -402,3 +402,20 @@ def test_trpo_anneal_max_kl_shrinks_the_trust_region():
     agent.learn(512, progress=False, callback=lambda a, r: records.append(r))
     assert [r["train/max_kl"] for r in records] == pytest.approx([0.01, 0.0075, 0.005, 0.0025])
     assert all(r["train/kl"] <= r["train/max_kl"] for r in records)
+
+
+@pytest.mark.parametrize("loss_name", ["ppo", "spo"])
+def test_policy_losses_broadcast_advantages_over_extra_ratio_dims(loss_name):
+    """The DPPO seam: a log-ratio [B, K] (one per denoising step) gets each sample's advantage on all K."""
+    from algos.ppo import clipped_surrogate_loss
+    from algos.spo import spo_loss
+
+    loss = {"ppo": lambda lr, a: clipped_surrogate_loss(lr, a, 0.2), "spo": lambda lr, a: spo_loss(lr, a, 0.2)}[loss_name]
+    torch.manual_seed(0)
+    log_ratio, adv = torch.randn(8, 5) * 0.3, torch.randn(8)
+    per_step = torch.stack([loss(log_ratio[:, k], adv) for k in range(5)])
+    torch.testing.assert_close(loss(log_ratio, adv), per_step.mean())
+    three_d = torch.randn(8, 2, 3) * 0.3  # any number of extra dims
+    torch.testing.assert_close(loss(three_d, adv), loss(three_d.reshape(8, 6), adv))
+    with pytest.raises(ValueError, match=r"advantages must be \[B\]"):
+        loss(log_ratio, torch.randn(5))

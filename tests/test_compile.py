@@ -14,6 +14,8 @@ import torch
 import vecenvs
 from algos import PPO, SAC, TD3, TRPO, PPOConfig, SACConfig, TD3Config, TRPOConfig
 
+pytestmark = pytest.mark.compile
+
 TOL = 1e-5
 OFF = dict(learning_starts=100, batch_size=64, actor_hidden=(32, 32), critic_hidden=(32, 32), buffer_size=2_000)
 

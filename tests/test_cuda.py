@@ -11,7 +11,7 @@ import torch
 import vecenvs
 from algos import PPO, SAC, TD3, PPOConfig, SACConfig, TD3Config
 
-pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [pytest.mark.cuda, pytest.mark.compile, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 OFF = dict(learning_starts=100, batch_size=64, actor_hidden=(32, 32), critic_hidden=(32, 32), buffer_size=2_000)
 
