@@ -231,7 +231,8 @@ class Algorithm:
     def _accumulate(self, metrics: dict[str, torch.Tensor]) -> None:
         for k, v in metrics.items():
             v = torch.as_tensor(v, device=self.device).detach().float().reshape(())
-            self._pending[k] = self._pending[k] + v if k in self._pending else v
+            # a fresh tensor either way: a CUDA-graph output is overwritten by the graph's next replay
+            self._pending[k] = self._pending[k] + v if k in self._pending else v.clone()
             self._pending_counts[k] = self._pending_counts.get(k, 0) + 1
 
     def _flush_checked(self) -> dict[str, float]:
@@ -308,6 +309,7 @@ class Algorithm:
             "observation_space": describe_space(self.observation_space),
             "action_space": describe_space(self.action_space),
             "policy_spec": module_spec(self.policy),
+            "policy_class": _class_path(self.policy),
             "modules": {k: m.state_dict() for k, m in self.modules().items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "extra": self.extra_state(),
@@ -382,6 +384,10 @@ class Algorithm:
         if policy is None and state.get("policy_spec") is not None:
             policy = build_module(state["policy_spec"])
         agent = cls(env, config, policy=policy)
+        recorded = state.get("policy_class")
+        if policy is None and recorded is not None and recorded != _class_path(agent.policy):
+            raise ValueError(f"{path} holds a {recorded} policy, which did not record how to rebuild it (its class is "
+                             f"in __main__, or not a nets.RecordsInit); pass it in: {cls.__name__}.load(path, policy=...)")
         if modules is None:
             agent.load_state_dict(state)
         else:
@@ -426,6 +432,10 @@ class CompiledStep:
         self.compile_seconds += time.perf_counter() - t0
         self._signatures.add(signature)
         return out
+
+
+def _class_path(module: nn.Module) -> str:
+    return f"{type(module).__module__}:{type(module).__qualname__}"
 
 
 def _signature(x: Any) -> Any:

@@ -122,7 +122,7 @@ class PPO(OnPolicyAlgorithm):
                 nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
                 opt.step()
                 for k, v in stats.items():
-                    sums[k] = sums[k] + v if k in sums else v
+                    sums[k] = sums.get(k, 0) + v  # a fresh tensor: a CUDA-graph output is overwritten by its next replay
                 count += 1
             # Early stop on the last minibatch's KL: one host sync per epoch, only when asked for.
             if cfg.target_kl is not None and float(stats["approx_kl"]) > cfg.target_kl:

@@ -125,6 +125,7 @@ def test_constructor_validation(kwargs, match):
 
 
 @pytest.mark.skipif(not torch._dynamo.is_dynamo_supported(), reason="torch.compile is unavailable on this Python/torch")
+@pytest.mark.compile
 def test_actors_run_under_fullgraph_compile():
     # aot_eager traces the full forward and backward graphs (what fullgraph is about) in about a
     # second; inductor's C++ codegen would add ~20 s on CPU and check nothing more here.

@@ -184,3 +184,24 @@ def test_custom_stochastic_policy_round_trips_through_ppo(tmp_path):
     assert type(loaded.policy).__name__ == "TinyGaussian"
     obs = torch.randn(3, 3)
     assert torch.equal(loaded.act(obs, deterministic=True), agent.act(obs, deterministic=True))
+
+
+def test_a_policy_that_cannot_be_rebuilt_asks_for_policy(tmp_path):
+    class Unrecorded(nn.Module):  # a plain module: no RecordsInit, no init_kwargs
+        def __init__(self):
+            super().__init__()
+            self.inner = SquashedGaussianActor(3, 1, hidden=(8,))
+
+        def sample(self, obs):
+            return self.inner.sample(obs)
+
+        def act(self, obs, deterministic=False):
+            return self.inner.act(obs, deterministic)
+
+    agent = SAC(pendulum(), SACConfig(**SMALL), policy=Unrecorded())
+    agent.save(tmp_path / "c.pt")
+    with pytest.raises(ValueError, match=r"Unrecorded policy.*policy=\.\.\."):
+        SAC.load(tmp_path / "c.pt")
+    loaded = SAC.load(tmp_path / "c.pt", policy=Unrecorded())
+    obs = torch.randn(2, 3)
+    assert torch.equal(loaded.act(obs, deterministic=True), agent.act(obs, deterministic=True))

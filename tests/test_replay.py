@@ -269,6 +269,7 @@ def test_add_and_sample_never_read_values_on_the_host():
     assert b["next_obs"].shape == (8, 3) and b["discounts"].device.type == "meta"
 
 
+@pytest.mark.compile
 def test_sample_is_consumable_by_a_fullgraph_compiled_target():
     buf = _hand_buffer()
 
