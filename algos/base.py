@@ -30,12 +30,19 @@ from algos.checkpoint import atomic_save, check_spaces, describe_space, load_che
 from algos.evaluation import evaluate
 from algos.logger import RunLogger
 from algos.presets import preset
-from nets.spec import build_module, module_spec
+from nets.spec import build_module, class_path, module_spec
 import vecenvs
-from vecenvs import check_device
+from vecenvs import TorchVecEnv, check_device
 
 # Metrics an iteration reports as sums over the episodes it finished, not as per-iteration values.
 EPISODE_SUMS = ("episodes", "return_sum", "length_sum")
+
+
+def episode_sums(info: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The :data:`EPISODE_SUMS` of one env step, from ``RecordEpisodeStatistics``'s info (no host sync)."""
+    done = info["_episode"]
+    return {"episodes": done.sum(), "return_sum": torch.where(done, info["episode"]["r"], 0.0).sum(),
+            "length_sum": torch.where(done, info["episode"]["l"], 0).sum()}
 
 
 class TrainingDivergedError(RuntimeError):
@@ -88,6 +95,10 @@ class Algorithm:
         self.num_updates = 0  # iterations
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.policy: nn.Module
+        self._compiled_steps: list[CompiledStep] = []
+        # metrics accumulated on the device since the last record, and how many iterations each has
+        self._pending: dict[str, torch.Tensor] = {}
+        self._pending_counts: dict[str, int] = {}
 
     # --- what families and algorithms provide ----------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -113,19 +124,39 @@ class Algorithm:
         if not self.config.compile:
             return step
         compiled = CompiledStep(step, self.device)
-        self._compiled_steps = getattr(self, "_compiled_steps", []) + [compiled]
+        self._compiled_steps.append(compiled)
         return compiled
 
     @property
     def compile_seconds(self) -> float:
         """Seconds spent on the calls that compiled a step (each input signature's first), so far."""
-        return sum(c.compile_seconds for c in getattr(self, "_compiled_steps", []))
+        return sum(c.compile_seconds for c in self._compiled_steps)
 
     def adam(self, params: Any, lr: float, eps: float = 1e-8) -> torch.optim.Adam:
         """Adam as one fused kernel (CPU and CUDA), or capturable for CUDA graphs when compiled on CUDA."""
         if self.config.compile and self.device.type == "cuda":
             return torch.optim.Adam(params, lr=lr, eps=eps, capturable=True, foreach=True)
         return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
+
+    # --- the training env, for families that train on one ----------------------------------
+    def _reset_if_needed(self) -> torch.Tensor:
+        """The observation the next iteration starts from, resetting the env on first use."""
+        if self._obs is None:
+            self._obs, _ = self.env.reset()  # the env's own seed (vecenvs.make(seed=...)) decides its randomness
+        return self._obs
+
+    def _env_state(self) -> dict[str, Any]:
+        """The training env's own state, the observation the next iteration starts from, and the number of copies."""
+        return {"env": self.env.state_dict(), "obs": self._obs, "num_envs": self.num_envs}
+
+    def _load_env_state(self, state: dict[str, Any]) -> bool:
+        """Restore :meth:`_env_state` where the env can take it: a native tensor env with as many
+        copies (exact resume). Otherwise the next iteration resets the env. Returns whether it was restored."""
+        exact = state["num_envs"] == self.num_envs and isinstance(self.env.unwrapped, TorchVecEnv)
+        if exact:
+            self.env.load_state_dict(state["env"])
+        self._obs = state["obs"].to(self.device) if exact and state["obs"] is not None else None
+        return exact
 
     def extra_state(self) -> dict[str, Any]:
         """State outside modules and optimisers that a resume needs (SAC's log_alpha, env state, buffers)."""
@@ -191,8 +222,7 @@ class Algorithm:
             record = self._evaluate_and_report(eval_env, write, eval_seed)
             if logger is not None:
                 logger.log(0, record)
-        self._pending: dict[str, torch.Tensor] = {}
-        self._pending_counts: dict[str, int] = {}
+        self._pending, self._pending_counts = {}, {}
         window_start, window_steps, recent_return = time.perf_counter(), 0, float("nan")
         try:
             while self.global_step < total_steps:
@@ -237,7 +267,7 @@ class Algorithm:
 
     def _flush_checked(self) -> dict[str, float]:
         """One host sync: the accumulated metrics' means and a NaN/inf check of them and of every parameter."""
-        pending, counts = getattr(self, "_pending", {}), getattr(self, "_pending_counts", {})
+        pending, counts = self._pending, self._pending_counts
         names = list(pending)
         params = [p for m in self.modules().values() for p in m.parameters()]
         params_ok = torch.stack([p.isfinite().all() for p in params]).all() if params else torch.ones((), dtype=torch.bool)
@@ -309,7 +339,7 @@ class Algorithm:
             "observation_space": describe_space(self.observation_space),
             "action_space": describe_space(self.action_space),
             "policy_spec": module_spec(self.policy),
-            "policy_class": _class_path(self.policy),
+            "policy_class": class_path(self.policy),
             "modules": {k: m.state_dict() for k, m in self.modules().items()},
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "extra": self.extra_state(),
@@ -385,7 +415,7 @@ class Algorithm:
             policy = build_module(state["policy_spec"])
         agent = cls(env, config, policy=policy)
         recorded = state.get("policy_class")
-        if policy is None and recorded is not None and recorded != _class_path(agent.policy):
+        if policy is None and recorded is not None and recorded != class_path(agent.policy):
             raise ValueError(f"{path} holds a {recorded} policy, which did not record how to rebuild it (its class is "
                              f"in __main__, or not a nets.RecordsInit); pass it in: {cls.__name__}.load(path, policy=...)")
         if modules is None:
@@ -432,10 +462,6 @@ class CompiledStep:
         self.compile_seconds += time.perf_counter() - t0
         self._signatures.add(signature)
         return out
-
-
-def _class_path(module: nn.Module) -> str:
-    return f"{type(module).__module__}:{type(module).__qualname__}"
 
 
 def _signature(x: Any) -> Any:

@@ -14,10 +14,10 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from algos.base import Algorithm, AlgorithmConfig
+from algos.base import Algorithm, AlgorithmConfig, episode_sums
 from buffers import ReplayBuffer
 from nets import CriticEnsemble, QCritic, default_init
-from vecenvs import RecordEpisodeStatistics, RescaleAction, TorchVecEnv
+from vecenvs import RecordEpisodeStatistics, RescaleAction
 
 
 @dataclass
@@ -131,23 +131,17 @@ class OffPolicyAlgorithm(Algorithm):
 
     def iterate(self, progress: float) -> tuple[int, dict[str, torch.Tensor]]:
         cfg = self.config
-        if self._obs is None:
-            self._obs, _ = self.env.reset()  # the env's own seed decides its randomness
+        obs = self._reset_if_needed()
         with torch.no_grad():
             if self.global_step < cfg.learning_starts:
                 action = torch.rand(self.num_envs, self.act_dim, device=self.device) * 2 - 1
             else:
-                action = self.explore(self._obs)
+                action = self.explore(obs)
         next_obs, reward, terminated, truncated, info = self.env.step(action)
         # the true next observation: final_obs where the episode ended (the env has already reset)
-        self.buffer.add(self._obs, action, reward, info["final_obs"], terminated, truncated)
+        self.buffer.add(obs, action, reward, info["final_obs"], terminated, truncated)
         self._obs = next_obs
-        done = info["_episode"]
-        metrics: dict[str, torch.Tensor] = {
-            "episodes": done.sum(),
-            "return_sum": torch.where(done, info["episode"]["r"], 0.0).sum(),
-            "length_sum": torch.where(done, info["episode"]["l"], 0).sum(),
-        }
+        metrics = episode_sums(info)
         ready = len(self.buffer) >= max(cfg.learning_starts, cfg.n_step * self.num_envs)
         if ready and (self.num_updates + 1) % cfg.train_freq == 0:
             for _ in range(cfg.gradient_steps):
@@ -169,17 +163,11 @@ class OffPolicyAlgorithm(Algorithm):
     def extra_state(self) -> dict[str, Any]:
         """The replay buffer (with ``save_buffer``), the env's state and the next observation."""
         return {"buffer": self.buffer.state_dict() if self.config.save_buffer else None,
-                "env": self.env.state_dict(), "obs": self._obs, "num_envs": self.num_envs,
-                "gradient_steps_done": self.gradient_steps_done}
+                **self._env_state(), "gradient_steps_done": self.gradient_steps_done}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.gradient_steps_done = state["gradient_steps_done"]
-        same_envs = state["num_envs"] == self.num_envs
-        if state["buffer"] is not None and same_envs:
+        if state["buffer"] is not None and state["num_envs"] == self.num_envs:
             self.buffer.load_state_dict(state["buffer"])
         # Without its buffer a resumed run refills learning_starts transitions before it updates again.
-        if same_envs and isinstance(self.env.unwrapped, TorchVecEnv):
-            self.env.load_state_dict(state["env"])
-            self._obs = None if state["obs"] is None else state["obs"].to(self.device)
-        else:
-            self._obs = None
+        self._load_env_state(state)

@@ -12,11 +12,11 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from algos.base import Algorithm, AlgorithmConfig
+from algos.base import EPISODE_SUMS, Algorithm, AlgorithmConfig, episode_sums
 from algos.checkpoint import space_shape
 from buffers import RolloutBuffer
 from nets import DistributionPolicy, StochasticPolicy, ValueCritic, make_policy
-from vecenvs import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TorchVecEnv, TorchVecEnvWrapper
+from vecenvs import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TorchVecEnvWrapper
 from vecenvs.wrappers import RunningMeanStd
 
 
@@ -155,28 +155,21 @@ class OnPolicyAlgorithm(Algorithm):
     def collect(self) -> dict[str, torch.Tensor]:
         """Fill the buffer with ``num_steps`` steps of every env and compute advantages."""
         cfg, buf = self.config, self.buffer
-        if self._obs is None:
-            self._obs, _ = self.env.reset()  # the env's own seed (vecenvs.make(seed=...)) decides its randomness
-        obs = self._obs
+        obs = self._reset_if_needed()
         buf.reset()
-        ep_return = torch.zeros((), device=self.device)
-        ep_length = torch.zeros((), device=self.device)
-        ep_count = torch.zeros((), device=self.device)
+        episodes = {k: torch.zeros((), device=self.device) for k in EPISODE_SUMS}
         self.policy.begin_rollout(self.num_envs)
         for _ in range(cfg.num_steps):
             action, stored, value = self._explore(obs)
             next_obs, reward, terminated, truncated, info = self.env.step(action)
             buf.add(obs, action, reward, terminated, truncated, value, info["final_obs"], stored)
-            if "episode" in info:
-                mask = info["_episode"]
-                ep_return += torch.where(mask, info["episode"]["r"], 0.0).sum()
-                ep_length += torch.where(mask, info["episode"]["l"], 0).sum()
-                ep_count += mask.sum()
+            for k, v in episode_sums(info).items():
+                episodes[k] += v
             obs = next_obs
         self._obs = obs
         final_values = self.critic(buf.final_obs.flatten(0, 1)).view(cfg.num_steps, self.num_envs)
         buf.compute_advantages(self.critic(obs), final_values, cfg.gamma, cfg.gae_lambda, cfg.truncation_as_termination)
-        return {"episodes": ep_count, "return_sum": ep_return, "length_sum": ep_length}
+        return episodes
 
     # --- checkpoints --------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
@@ -184,20 +177,14 @@ class OnPolicyAlgorithm(Algorithm):
 
     def extra_state(self) -> dict[str, Any]:
         """The observation normaliser, the env's own state and the observation the next rollout starts from."""
-        return {"obs_rms": None if self.obs_rms is None else self.obs_rms.state_dict(),
-                "env": self.env.state_dict(), "obs": self._obs, "num_envs": self.num_envs}
+        return {"obs_rms": None if self.obs_rms is None else self.obs_rms.state_dict(), **self._env_state()}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if self.obs_rms is not None and state["obs_rms"] is not None:
             self.obs_rms.load_state_dict(state["obs_rms"])
-        # Exact resume needs the env's own state; only native tensor envs expose it.
-        if state["num_envs"] == self.num_envs and isinstance(self.env.unwrapped, TorchVecEnv):
-            self.env.load_state_dict(state["env"])
-            self._obs = None if state["obs"] is None else state["obs"].to(self.device)
-        else:
+        if not self._load_env_state(state):
             # The next learn() resets the env; the running statistics still carry over (the
             # observation one above, the reward one here), but not the per-env accumulators.
-            self._obs = None
             env, env_state = self.env, state["env"]
             while isinstance(env, TorchVecEnvWrapper):
                 if isinstance(env, NormalizeReward):

@@ -38,6 +38,11 @@ class RecordsInit:
         cls.__init__ = recording_init  # type: ignore[method-assign]
 
 
+def class_path(module: nn.Module) -> str:
+    """``"pkg.mod:Name"``: where :func:`build_module` imports ``module``'s class from."""
+    return f"{type(module).__module__}:{type(module).__qualname__}"
+
+
 def module_spec(module: nn.Module) -> dict[str, Any] | None:
     """``{"class": "pkg.mod:Name", "args": [...], "kwargs": {...}}``, or ``None`` when ``module``
     did not record its constructor (neither a :class:`RecordsInit` subclass nor one with an
@@ -45,11 +50,10 @@ def module_spec(module: nn.Module) -> dict[str, Any] | None:
     recorded = getattr(module, "_init_args", None)
     if recorded is None and callable(getattr(module, "init_kwargs", None)):
         recorded = ((), module.init_kwargs())  # a module that says how to rebuild itself
-    cls = type(module)
-    if recorded is None or cls.__module__ == "__main__":
+    if recorded is None or type(module).__module__ == "__main__":
         return None
     args, kwargs = recorded
-    return {"class": f"{cls.__module__}:{cls.__qualname__}", "args": list(args), "kwargs": dict(kwargs)}
+    return {"class": class_path(module), "args": list(args), "kwargs": dict(kwargs)}
 
 
 def build_module(spec: dict[str, Any]) -> nn.Module:
