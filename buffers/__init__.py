@@ -1,6 +1,14 @@
-"""Data storage for the algorithms. Depends only on torch."""
+"""Data storage for the algorithms. Depends only on torch, numpy and gymnasium (h5py for hdf5 files)."""
 
+from buffers.dataset import (D4RL_REF_SCORES, REWARD_CONVENTIONS, DatasetError, EpisodeRecorder, OfflineDataset,
+                             concatenate, mix_datasets, select_episodes)
 from buffers.replay import ReplayBuffer
 from buffers.rollout import STORED_PREFIX, RolloutBuffer, gae, stored_of
+from buffers.samplers import SAMPLERS, IndexSampler, TrajectoryWeightedSampler, UniformSampler, make_sampler
 
-__all__ = ["RolloutBuffer", "ReplayBuffer", "gae", "stored_of", "STORED_PREFIX"]
+__all__ = [
+    "RolloutBuffer", "ReplayBuffer", "gae", "stored_of", "STORED_PREFIX",
+    "OfflineDataset", "DatasetError", "EpisodeRecorder", "concatenate", "select_episodes", "mix_datasets",
+    "D4RL_REF_SCORES", "REWARD_CONVENTIONS",
+    "make_sampler", "SAMPLERS", "IndexSampler", "UniformSampler", "TrajectoryWeightedSampler",
+]
