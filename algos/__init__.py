@@ -1,22 +1,40 @@
 """Policy-optimisation algorithms: ``from algos import PPO, PPOConfig``.
 
 Every algorithm has a config dataclass, ``learn(total_steps)``, ``act(obs)``, ``save(path)``
-and ``load(path)``.
+and ``load(path)``. Online ones take an env (``PPO(env, config)``), offline ones a dataset
+(``IQL(dataset, IQLConfig(weighting="aw"))``).
 """
 
 from algos.base import Algorithm, AlgorithmConfig, TrainingDivergedError
+from algos.bc import BC, BCConfig
+from algos.cql import CQL, CQLConfig
+from algos.iql import IQL, IQLConfig
+from algos.offline import OfflineAlgorithm, OfflineConfig
 from algos.onpolicy import OnPolicyAlgorithm, OnPolicyConfig
 from algos.offpolicy import OffPolicyAlgorithm, OffPolicyConfig
 from algos.ppo import PPO, PPOConfig
+from algos.rebrac import ReBRAC, ReBRACConfig
 from algos.sac import SAC, SACConfig
 from algos.spo import SPO, SPOConfig
 from algos.td3 import TD3, TD3Config
+from algos.td3bc import TD3BC, TD3BCConfig
 from algos.trpo import TRPO, TRPOConfig
 
-ALGORITHMS = {"ppo": PPO, "spo": SPO, "trpo": TRPO, "sac": SAC, "td3": TD3}
+ALGORITHMS = {"ppo": PPO, "spo": SPO, "trpo": TRPO, "sac": SAC, "td3": TD3, "bc": BC, "td3bc": TD3BC, "iql": IQL, "cql": CQL,
+              "rebrac": ReBRAC}
 
 __all__ = [
     "ALGORITHMS",
+    "BC",
+    "BCConfig",
+    "CQL",
+    "CQLConfig",
+    "IQL",
+    "IQLConfig",
+    "OfflineAlgorithm",
+    "OfflineConfig",
+    "TD3BC",
+    "TD3BCConfig",
     "Algorithm",
     "AlgorithmConfig",
     "OnPolicyAlgorithm",
@@ -30,6 +48,8 @@ __all__ = [
     "TrainingDivergedError",
     "PPO",
     "PPOConfig",
+    "ReBRAC",
+    "ReBRACConfig",
     "SPO",
     "SPOConfig",
     "TRPO",

@@ -81,6 +81,8 @@ class Algorithm:
     iteration_name: ClassVar[str] = "iterations of"
     #: the training CLI's default --num-envs, and what the number means to the family
     default_num_envs: ClassVar[int] = 1
+    #: the training CLI takes --dataset (offline families) and builds no training env
+    trains_on_dataset: ClassVar[bool] = False
     num_envs_help: ClassVar[str] = "each iteration steps every copy once"
 
     def __init__(self, config: AlgorithmConfig | None, device: str | torch.device,
@@ -406,14 +408,10 @@ class Algorithm:
         if state["algo"] != cls.__name__:
             raise ValueError(f"{path} holds a {state['algo']} checkpoint, not {cls.__name__}")
         config = cls.config_class(**state["config"])
-        obs_space, act_space = space_from_description(state["observation_space"]), space_from_description(state["action_space"])
-        if env is None:
-            env = SpacesOnly(obs_space, act_space, check_device(device or "cpu"))
-        else:  # before anything is built, so a wrong env gets the space mismatch, not a policy error
-            check_spaces(obs_space, act_space, env, f"checkpoint {path}")
+        source = cls._source_for_load(state, Path(path), env, device)
         if policy is None and state.get("policy_spec") is not None:
             policy = build_module(state["policy_spec"])
-        agent = cls(env, config, policy=policy)
+        agent = cls(source, config, policy=policy)
         recorded = state.get("policy_class")
         if policy is None and recorded is not None and recorded != class_path(agent.policy):
             raise ValueError(f"{path} holds a {recorded} policy, which did not record how to rebuild it (its class is "
@@ -423,6 +421,18 @@ class Algorithm:
         else:
             agent._load_modules(state, list(modules))
         return agent
+
+
+    @classmethod
+    def _source_for_load(cls, state: dict[str, Any], path: Path, env: Any, device: str | torch.device | None) -> Any:
+        """What :meth:`load` builds the agent on: ``env`` after checking its spaces, or a stand-in
+        with the checkpoint's spaces (offline families: the dataset)."""
+        obs_space, act_space = space_from_description(state["observation_space"]), space_from_description(state["action_space"])
+        if env is None:
+            return SpacesOnly(obs_space, act_space, check_device(device or "cpu"))
+        # before anything is built, so a wrong env gets the space mismatch, not a policy error
+        check_spaces(obs_space, act_space, env, f"checkpoint {path}")
+        return env
 
 
 class CompiledStep:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -18,7 +19,24 @@ from nets import DeterministicActor
 
 
 @dataclass
-class TD3Config(OffPolicyConfig):
+class TargetSmoothing:
+    """TD3's target policy smoothing and delayed actor updates: the fields TD3, TD3+BC and ReBRAC share."""
+
+    policy_noise: float = 0.2
+    """std of the target policy smoothing noise (actions in [-1, 1])"""
+    noise_clip: float = 0.5
+    """the smoothing noise is clipped to [-noise_clip, noise_clip]"""
+    policy_frequency: int = 2
+    """critic updates per actor and target update (the delay)"""
+
+    def check_smoothing(self) -> None:
+        if self.policy_frequency < 1 or self.policy_noise < 0 or self.noise_clip < 0:
+            raise ValueError(f"policy_frequency must be >= 1 and the noise scales >= 0; got "
+                             f"{self.policy_frequency}, {self.policy_noise}, {self.noise_clip}")
+
+
+@dataclass
+class TD3Config(TargetSmoothing, OffPolicyConfig):
     """TD3 settings; the defaults are CleanRL's MuJoCo ones (learning starts at 25,000 steps)."""
 
     learning_starts: int = 25_000
@@ -27,17 +45,12 @@ class TD3Config(OffPolicyConfig):
     """Adam learning rate of the actor and the critics"""
     exploration_noise: float = 0.1
     """std of the Gaussian noise added to the actor's action when collecting data (actions in [-1, 1])"""
-    policy_noise: float = 0.2
-    """std of the target policy smoothing noise"""
-    noise_clip: float = 0.5
-    """the smoothing noise is clipped to [-noise_clip, noise_clip]"""
-    policy_frequency: int = 2
-    """critic updates per actor and target update (the delay)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.policy_frequency < 1 or self.exploration_noise < 0 or self.policy_noise < 0 or self.noise_clip < 0:
-            raise ValueError("policy_frequency must be >= 1 and the noise scales >= 0")
+        self.check_smoothing()
+        if self.exploration_noise < 0:
+            raise ValueError(f"exploration_noise must be >= 0, got {self.exploration_noise}")
 
 
 def smoothed_target_action(target_action: torch.Tensor, policy_noise: float, noise_clip: float) -> torch.Tensor:
@@ -49,6 +62,17 @@ def smoothed_target_action(target_action: torch.Tensor, policy_noise: float, noi
 def critic_target(rewards: torch.Tensor, discounts: torch.Tensor, terminated: torch.Tensor, q_next: torch.Tensor) -> torch.Tensor:
     """y = r + gamma^m (1 - d) min_i Q'_i(s', a')  (Fujimoto et al. 2018, eq. 10, clipped double Q)."""
     return rewards + discounts * (1.0 - terminated) * q_next.min(0).values
+
+
+def smoothed_critic_loss(agent: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """TD3's critic loss for any agent with ``critic``, ``critic_target``, ``policy_target`` and a
+    :class:`TargetSmoothing` config (TD3, TD3+BC): the summed MSE to the smoothed target, and Q(s, a)."""
+    cfg = agent.config
+    with torch.no_grad():
+        next_actions = smoothed_target_action(agent.policy_target(batch["next_obs"]), cfg.policy_noise, cfg.noise_clip)
+        y = critic_target(batch["rewards"], batch["discounts"], batch["terminated"], agent.critic_target(batch["next_obs"], next_actions))
+    q = agent.critic(batch["obs"], batch["actions"])
+    return ((q - y) ** 2).mean(1).sum(), q.detach()
 
 
 def actor_loss(q1_pi: torch.Tensor) -> torch.Tensor:
@@ -101,13 +125,7 @@ class TD3(OffPolicyAlgorithm):
 
     def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The twin critics' summed MSE to the smoothed target, and Q(s, a) (compiled with ``config.compile``)."""
-        cfg = self.config
-        with torch.no_grad():
-            next_actions = smoothed_target_action(self.policy_target(batch["next_obs"]), cfg.policy_noise, cfg.noise_clip)
-            y = critic_target(batch["rewards"], batch["discounts"], batch["terminated"],
-                              self.critic_target(batch["next_obs"], next_actions))
-        q = self.critic(batch["obs"], batch["actions"])
-        return ((q - y) ** 2).mean(1).sum(), q.detach()
+        return smoothed_critic_loss(self, batch)
 
     def delayed_actor_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """-Q_1(s, mu(s)) (compiled with ``config.compile``); the critic's weights are detached, so

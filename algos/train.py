@@ -64,7 +64,7 @@ class TrainArgs:
 
 # What --resume takes from the run's config.json: everything that makes it the same run.
 RUN_SETTINGS = ("env_id", "num_envs", "device", "seed", "backend", "eval_every", "eval_episodes",
-                "checkpoint_every", "env_compile", "preset")
+                "checkpoint_every", "env_compile", "preset", "dataset")
 
 
 def _args_class(algo_cls: type[Algorithm], description: str | None) -> type[TrainArgs]:
@@ -73,11 +73,18 @@ def _args_class(algo_cls: type[Algorithm], description: str | None) -> type[Trai
     presets = ", ".join(sorted(PRESETS.get(config_cls.__name__, {}))) or "none"
     num_envs_help = f"env copies stepped together; {algo_cls.num_envs_help}"
     preset_help = f"start from a named hyperparameter preset of {algo_cls.__name__}: {presets} (algos/presets.py)"
+    fields = [("num_envs", Annotated[int, tyro.conf.arg(help=num_envs_help)], field(default=algo_cls.default_num_envs)),
+              ("preset", Annotated[str | None, tyro.conf.arg(help=preset_help)], field(default=None)),
+              ("algo", config_cls, field(default_factory=config_cls))]
+    if algo_cls.trains_on_dataset:
+        dataset_help = ("the dataset to train on: a D4RL hdf5 file, a Minari directory or an .npz, a local Minari id "
+                        "(mujoco/hopper/medium-v0) or a D4RL name in D4RL's cache (hopper-medium-v2)")
+        eval_help = "gradient updates between deterministic evaluations (0: never); --env-id is the evaluation env"
+        fields[:0] = [("dataset", Annotated[str | None, tyro.conf.arg(help=dataset_help)], field(default=None)),
+                      ("eval_every", Annotated[int, tyro.conf.arg(help=eval_help)], field(default=5_000))]
     args_cls = dataclasses.make_dataclass(
         f"{algo_cls.__name__}Args",
-        [("num_envs", Annotated[int, tyro.conf.arg(help=num_envs_help)], field(default=algo_cls.default_num_envs)),
-         ("preset", Annotated[str | None, tyro.conf.arg(help=preset_help)], field(default=None)),
-         ("algo", config_cls, field(default_factory=config_cls))],
+        fields,
         bases=(TrainArgs,),
     )
     args_cls.__doc__ = description or algo_cls.__doc__
@@ -113,12 +120,12 @@ def _parse_resume(algo_cls: type[Algorithm], args_cls: type[TrainArgs], first: T
         raise FileNotFoundError(f"--resume: no {CONFIG_FILE} in {run_dir}; pass the --run-dir of an existing run")
     record = json.loads(config_file.read_text())
     saved = dataclasses.replace(
-        first, run_dir=run_dir, **{f: record[f] for f in RUN_SETTINGS if f in record},
+        first, run_dir=run_dir, **{f: record[f] for f in RUN_SETTINGS if f in record and hasattr(first, f)},
         algo=algo_cls.config_class(**record["algo_config"]),
     )
     args = tyro.cli(args_cls, args=argv, default=saved)
     clash = [f"--{f.replace('_', '-')} {getattr(args, f)!r} (the run: {getattr(saved, f)!r})"
-             for f in RUN_SETTINGS if getattr(args, f) != getattr(saved, f)]
+             for f in RUN_SETTINGS if hasattr(args, f) and getattr(args, f) != getattr(saved, f)]
     clash += [f"{f.name}={getattr(args.algo, f.name)!r} (checkpoint: {getattr(saved.algo, f.name)!r})"
               for f in dataclasses.fields(saved.algo) if getattr(args.algo, f.name) != getattr(saved.algo, f.name)]
     if clash:
@@ -131,7 +138,11 @@ def _parse_resume(algo_cls: type[Algorithm], args_cls: type[TrainArgs], first: T
 
 
 def default_run_dir(algo_cls: type[Algorithm], args: TrainArgs) -> Path:
-    return Path("runs") / algo_cls.__name__.lower() / args.env_id / f"seed{args.seed}"
+    """``runs/<algo>/<env_id>/seed<seed>``; offline, the dataset's name stands for the env id."""
+    name = args.env_id
+    if getattr(args, "dataset", None):
+        name = Path(str(args.dataset)).name.removesuffix(".hdf5").removesuffix(".npz").replace("/", "-")
+    return Path("runs") / algo_cls.__name__.lower() / name / f"seed{args.seed}"
 
 
 def check_args(args: TrainArgs) -> None:
@@ -178,11 +189,13 @@ def train(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str] = ()) 
             eval_seed=args.seed + 10_000,
         )
         elapsed = time.perf_counter() - t0
-    summary = {"env_steps": agent.global_step, "seconds": round(elapsed, 1)}
+    summary = {agent.step_unit.replace(" ", "_"): agent.global_step, "seconds": round(elapsed, 1)}
     if agent.config.compile:
         summary["compile_seconds"] = round(agent.compile_seconds, 1)
     if eval_env is not None:
         summary["eval_return"] = round(agent.evaluate(eval_env, seed=args.seed + 10_000)["return_mean"], 2)
+        if getattr(agent, "reference_scores", None) is not None:
+            summary["eval_normalized_score"] = round(float(agent.normalized_score(summary["eval_return"])), 2)
     print(json.dumps(summary))
     return agent
 

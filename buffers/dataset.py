@@ -685,6 +685,21 @@ def _minari_version() -> str:
         return "0.5.4"
 
 
+def load_dataset(spec: str | Path, device: str | torch.device = "cpu", d4rl_compat: bool = False) -> OfflineDataset:
+    """A dataset from a path (D4RL hdf5, Minari directory, npz), else a Minari id in the local
+    Minari root (``mujoco/hopper/medium-v0``), else a D4RL name in D4RL's cache (``hopper-medium-v2``)."""
+    path = Path(spec).expanduser()
+    if path.exists():
+        return OfflineDataset.load(path, device=device, d4rl_compat=d4rl_compat)
+    spec = str(spec)
+    if "/" in spec and not spec.endswith((".hdf5", ".h5", ".npz")):
+        return OfflineDataset.from_minari(spec, device=device, d4rl_compat=d4rl_compat)
+    if re.fullmatch(r"[a-z0-9]+-.+-v\d+", spec):
+        return OfflineDataset.from_d4rl(spec, device=device, d4rl_compat=d4rl_compat)
+    raise FileNotFoundError(f"no dataset {spec!r}: not a file or directory, a Minari id (namespace/name-vN) or a D4RL name "
+                            "(hopper-medium-v2)")
+
+
 # --- building datasets -------------------------------------------------------------------------
 def concatenate(datasets: list[OfflineDataset], metadata: Mapping[str, Any] | None = None) -> OfflineDataset:
     """The datasets one after another (D4RL's medium-expert is medium then expert); the first's

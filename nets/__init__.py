@@ -3,7 +3,7 @@
 Depends only on torch (and gymnasium for the spaces in :func:`make_policy`).
 """
 
-from nets.actors import DeterministicActor, SquashedGaussianActor
+from nets.actors import DeterministicActor, GaussianActor, SquashedGaussianActor
 from nets.critics import CriticEnsemble, QCritic, ValueCritic
 from nets.heads import CategoricalHead, DiagGaussianHead, StateDependentNoiseHead
 from nets.mlp import ACTIVATIONS, activation_class, body_out_dim, default_init, mlp, mlp_body, orthogonal_init
@@ -29,6 +29,7 @@ __all__ = [
     "CriticEnsemble",
     "SquashedGaussianActor",
     "DeterministicActor",
+    "GaussianActor",
     "StochasticPolicy",
     "DistributionPolicy",
     "GaussianPolicy",

@@ -1,4 +1,4 @@
-"""Off-policy actors: SAC's tanh-squashed Gaussian and TD3's deterministic actor.
+"""Actors: SAC's tanh-squashed Gaussian, TD3's deterministic actor and IQL's Gaussian.
 
 Actions live in ``[-1, 1]``; the algorithm maps them to the env's bounds, so an actor knows
 nothing about the env. Both use PyTorch's default ``nn.Linear`` initialisation, as CleanRL's
@@ -46,6 +46,22 @@ def _check_args(obs_dim: int, act_dim: int, hidden: Sequence[int], activation: s
     return hidden
 
 
+def _gaussian_trunk(actor: nn.Module, obs_dim: int, act_dim: int, hidden: Sequence[int], activation: str,
+                    log_std_min: float, log_std_max: float) -> None:
+    """The arguments, log-std bounds and MLP trunk both Gaussian actors have."""
+    hidden = _check_args(obs_dim, act_dim, hidden, activation)
+    if not float(log_std_min) < float(log_std_max):
+        raise ValueError(f"log_std_min must be < log_std_max, got {log_std_min}, {log_std_max}")
+    actor.obs_dim, actor.act_dim, actor.hidden, actor.activation = int(obs_dim), int(act_dim), hidden, activation
+    actor.log_std_min, actor.log_std_max = float(log_std_min), float(log_std_max)
+    actor.trunk = _default_init_body(actor.obs_dim, hidden, activation)
+
+
+def _gaussian_kwargs(actor: nn.Module) -> dict[str, Any]:
+    return {"obs_dim": actor.obs_dim, "act_dim": actor.act_dim, "hidden": list(actor.hidden), "activation": actor.activation,
+            "log_std_min": actor.log_std_min, "log_std_max": actor.log_std_max}
+
+
 class SquashedGaussianActor(RecordsInit, nn.Module):
     """SAC's actor: ``a = tanh(u)``, ``u ~ N(mean(s), std(s))`` (Haarnoja et al. 2018, appendix C).
 
@@ -65,26 +81,14 @@ class SquashedGaussianActor(RecordsInit, nn.Module):
         log_std_max: float = 2.0,
     ) -> None:
         super().__init__()
-        hidden = _check_args(obs_dim, act_dim, hidden, activation)
-        if not float(log_std_min) < float(log_std_max):
-            raise ValueError(f"log_std_min must be < log_std_max, got {log_std_min}, {log_std_max}")
-        self.obs_dim, self.act_dim, self.hidden, self.activation = int(obs_dim), int(act_dim), hidden, activation
-        self.log_std_min, self.log_std_max = float(log_std_min), float(log_std_max)
-        self.trunk = _default_init_body(self.obs_dim, hidden, activation)
-        feat = body_out_dim(self.obs_dim, hidden)
+        _gaussian_trunk(self, obs_dim, act_dim, hidden, activation, log_std_min, log_std_max)
+        feat = body_out_dim(self.obs_dim, self.hidden)
         self.mean_head = nn.Linear(feat, self.act_dim)
         self.log_std_head = nn.Linear(feat, self.act_dim)
 
     def init_kwargs(self) -> dict[str, Any]:
         """The constructor kwargs that rebuild this module (plain JSON-able types)."""
-        return {
-            "obs_dim": self.obs_dim,
-            "act_dim": self.act_dim,
-            "hidden": list(self.hidden),
-            "activation": self.activation,
-            "log_std_min": self.log_std_min,
-            "log_std_max": self.log_std_max,
-        }
+        return _gaussian_kwargs(self)
 
     def mean_log_std(self, obs: Tensor) -> tuple[Tensor, Tensor]:
         """Pre-squash mean and log std, each ``[B, act_dim]``."""
@@ -153,3 +157,46 @@ class DeterministicActor(RecordsInit, nn.Module):
     def act(self, obs: Tensor, deterministic: bool = True) -> Tensor:
         """Actions ``[B, act_dim]``, the same whatever ``deterministic`` is. Differentiable."""
         return self.forward(obs)
+
+
+class GaussianActor(RecordsInit, nn.Module):
+    """IQL's (and AWAC's) actor: ``N(tanh(MLP(s)), exp(log_std))`` with one learned log std per
+    action dimension (CORL's ``GaussianPolicy``). Its mean lies in ``[-1, 1]``; samples are
+    clipped there by :meth:`act`. :meth:`log_prob` scores dataset actions (advantage-weighted
+    regression, Peng et al. 2019)."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (256, 256),
+        activation: str = "relu",
+        log_std_min: float = -20.0,
+        log_std_max: float = 2.0,
+    ) -> None:
+        super().__init__()
+        _gaussian_trunk(self, obs_dim, act_dim, hidden, activation, log_std_min, log_std_max)
+        self.head = nn.Linear(body_out_dim(self.obs_dim, self.hidden), self.act_dim)
+        self.log_std = nn.Parameter(torch.zeros(self.act_dim))
+
+    def init_kwargs(self) -> dict[str, Any]:
+        """The constructor kwargs that rebuild this module (plain JSON-able types)."""
+        return _gaussian_kwargs(self)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """The mean action ``tanh(MLP(s))``, ``[B, act_dim]``."""
+        return torch.tanh(self.head(self.trunk(obs)))
+
+    def log_prob(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """``log N(actions; mean(s), std)`` summed over action dimensions, ``[B]``."""
+        log_std = self.log_std.clamp(self.log_std_min, self.log_std_max)
+        z = (actions - self.forward(obs)) / log_std.exp()
+        return (-0.5 * z.square() - log_std - _HALF_LOG_2PI).sum(-1)
+
+    def act(self, obs: Tensor, deterministic: bool = False) -> Tensor:
+        """The mean when ``deterministic``, else a sample clipped to ``[-1, 1]``."""
+        mean = self.forward(obs)
+        if deterministic:
+            return mean
+        std = self.log_std.clamp(self.log_std_min, self.log_std_max).exp()
+        return (mean + std * torch.randn_like(mean)).clamp(-1.0, 1.0)

@@ -368,7 +368,7 @@ def corrupted_files(draw):
         arrays[key] = bad
     elif kind == "column" and v.ndim == 2:
         arrays[key] = np.concatenate([v, v[:, :1]], axis=1)
-        valid = key != "next_observations"  # obs and next obs then disagree; an extra action column is a new dataset
+        valid = key == "actions"  # obs and next obs would disagree; an extra action column is just another dataset
     elif kind == "strings":
         arrays[key] = np.array([b"x"] * max(n, 1))
     elif kind == "scalar":
@@ -390,7 +390,9 @@ def corrupted_files(draw):
     return arrays, clean, valid, fmt, kind, key
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# derandomized: CI sees the same 150 cases every run (a random run found the one-column case above)
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=corrupted_files())
 def test_fuzz_load_raises_our_error_or_loads_exact_data(tmp_path, case):
     arrays, clean, valid, fmt, kind, key = case

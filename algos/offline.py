@@ -1,0 +1,281 @@
+"""The offline family: no training env, one iteration is one gradient update on a batch from an
+:class:`buffers.OfflineDataset`, drawn by an index sampler (uniform, or Hong et al.'s RW / AW /
+top-k trajectory reweighting, chosen by ``config.weighting``). The loop, evaluation, NaN guard
+and checkpoints are :class:`algos.base.Algorithm`'s; BC, TD3+BC, IQL, CQL and ReBRAC only add a
+config, their losses and ``update``.
+
+Observations are normalised by the dataset's mean and std (a module in the checkpoint, so
+``act()`` takes raw observations after ``load``); actions are scaled to ``[-1, 1]`` from the
+action space's bounds, and back when acting.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+import vecenvs
+from algos.base import Algorithm, AlgorithmConfig
+from algos.checkpoint import space_from_description
+from buffers import REWARD_CONVENTIONS, OfflineDataset, make_sampler
+from buffers.dataset import load_dataset
+from buffers.samplers import SAMPLERS
+from nets import CriticEnsemble, QCritic, default_init
+
+
+@dataclass
+class OfflineConfig(AlgorithmConfig):
+    """Settings every offline algorithm has: the batch, the sampler, normalisation and networks."""
+
+    batch_size: int = 256
+    """transitions per gradient update"""
+    gamma: float = 0.99
+    """discount factor"""
+    tau: float = 0.005
+    """Polyak rate of the target networks"""
+    weighting: str = "uniform"
+    """index sampler: uniform, rw (return-weighted), aw (advantage-weighted) or topk (Hong et al. 2023)"""
+    temperature: float | None = None
+    """rw/aw softmax temperature (None: the algorithm's value in Hong et al.'s launch scripts, 0.1 or 0.2)"""
+    topk_fraction: float = 0.1
+    """topk: the fraction of episodes kept, by return"""
+    normalize_obs: bool = True
+    """normalise observations by the dataset's mean and std (+1e-3), saved with the agent"""
+    reward_convention: str = "none"
+    """rewrite the rewards first: none, iql-locomotion (1000 / return range), antmaze (r - 1), cql-antmaze (10 r - 5)"""
+    actor_hidden: tuple[int, ...] = (256, 256)
+    """hidden layer sizes of the actor"""
+    critic_hidden: tuple[int, ...] = (256, 256)
+    """hidden layer sizes of the critics"""
+    activation: str = "relu"
+    """hidden activation of every MLP"""
+
+    def __post_init__(self) -> None:
+        if self.weighting not in SAMPLERS:
+            raise ValueError(f"unknown weighting {self.weighting!r}; available: {', '.join(SAMPLERS)}")
+        if self.reward_convention not in REWARD_CONVENTIONS:
+            raise ValueError(f"unknown reward_convention {self.reward_convention!r}; available: {sorted(REWARD_CONVENTIONS)}")
+        if self.batch_size < 1 or not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"batch_size must be >= 1, gamma in [0, 1] and tau in (0, 1]; got {self.batch_size}, "
+                             f"{self.gamma}, {self.tau}")
+        self.actor_hidden, self.critic_hidden = tuple(self.actor_hidden), tuple(self.critic_hidden)
+
+
+class ObsNormalizer(nn.Module):
+    """``(obs - mean) / std`` with the dataset's statistics, as buffers (so checkpoints keep them)."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("std", std.clone())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return (obs - self.mean) / self.std
+
+
+class DatasetSpaces:
+    """Stands in for a dataset when a checkpoint is loaded only to act or evaluate."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space, device: torch.device) -> None:
+        self.observation_space, self.action_space, self.device = observation_space, action_space, device
+        obs_dim = int(observation_space.shape[0])
+        self.obs_mean, self.obs_std = torch.zeros(obs_dim, device=device), torch.ones(obs_dim, device=device)
+
+
+class OfflineAlgorithm(Algorithm):
+    """Base of the offline algorithms: trains from ``dataset`` alone.
+
+    Subclasses set ``config_class`` (and ``default_temperature``), build ``self.policy``, their
+    other networks and optimisers in ``_setup``, list them in ``modules()``, and implement
+    ``update(batch, progress) -> device metrics``.
+    """
+
+    config_class: ClassVar[type[OfflineConfig]] = OfflineConfig
+    config: OfflineConfig
+    default_log_every = 1_000
+    trains_on_dataset = True
+    num_envs_help = "unused offline: there is no training env (--eval-episodes sizes the evaluation env)"
+    step_unit = "gradient updates"
+    iteration_name = "updates of"
+    #: the rw/aw temperature of Hong et al.'s launch scripts for this algorithm
+    default_temperature: ClassVar[float] = 0.1
+
+    def __init__(self, dataset: OfflineDataset | DatasetSpaces, config: OfflineConfig | None = None,
+                 policy: nn.Module | None = None) -> None:
+        super().__init__(config, dataset.device, dataset.observation_space, dataset.action_space)
+        cfg = self.config
+        for name, space in (("observations", self.observation_space), ("actions", self.action_space)):
+            if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+                raise ValueError(f"{type(self).__name__} needs 1-D Box {name}; got {space!r}")
+        self.obs_dim, self.act_dim = int(self.observation_space.shape[0]), int(self.action_space.shape[0])
+        low, high = self.action_space.low.astype(np.float64), self.action_space.high.astype(np.float64)
+        bounded = bool(np.isfinite(low).all() and np.isfinite(high).all())
+        self._low = torch.as_tensor(low if bounded else -np.ones_like(low), dtype=torch.float32, device=self.device)
+        self._half_range = torch.as_tensor((high - low) / 2 if bounded else np.ones_like(low), dtype=torch.float32, device=self.device)
+        self.reference_scores: tuple[float, float] | None = None
+        self.sampler = None
+        if isinstance(dataset, OfflineDataset):
+            dataset = copy.copy(dataset)  # the reward convention rewrites rewards on this copy, not the caller's
+            if cfg.reward_convention != "none":
+                dataset.transform_rewards(cfg.reward_convention)
+            try:
+                self.reference_scores = dataset.reference_scores()
+            except ValueError:
+                pass
+            mean, std = dataset.observation_stats() if cfg.normalize_obs else (None, None)
+            temperature = (cfg.temperature or self.default_temperature) if cfg.weighting in ("rw", "aw") else None
+            self.sampler = make_sampler(dataset, cfg.weighting, temperature=temperature, seed=cfg.seed,
+                                        fraction=cfg.topk_fraction if cfg.weighting == "topk" else None)
+        else:
+            mean, std = (dataset.obs_mean, dataset.obs_std) if cfg.normalize_obs else (None, None)
+        self.dataset = dataset
+        if mean is None:
+            mean, std = torch.zeros(self.obs_dim, device=self.device), torch.ones(self.obs_dim, device=self.device)
+        self.obs_normalizer = ObsNormalizer(mean, std).to(self.device)
+        self.policy = policy
+        self._setup()
+        self.policy = self.policy.to(self.device)
+
+    # --- to implement -----------------------------------------------------------------------
+    def _setup(self) -> None:
+        """Build ``self.policy`` (unless one was passed), the other networks and the optimisers."""
+        raise NotImplementedError
+
+    def update(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
+        """One gradient update on a prepared batch (normalised obs, actions in [-1, 1]); returns device metrics."""
+        raise NotImplementedError
+
+    # --- helpers for the algorithms ----------------------------------------------------------
+    def twin_critics(self, layer_norm: bool = False, n: int = 2) -> tuple[CriticEnsemble, CriticEnsemble]:
+        """``n`` Q critics in one :class:`nets.CriticEnsemble` and a frozen copy as the target."""
+        cfg = self.config
+
+        def make_q() -> nn.Module:
+            return default_init(QCritic(self.obs_dim, self.act_dim, cfg.critic_hidden, cfg.activation, layer_norm))
+
+        critic = CriticEnsemble(n, make_q).to(self.device)
+        target = copy.deepcopy(critic).requires_grad_(False)
+        return critic, target
+
+    def step(self, optimizer: str, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss`` (zero_grad, backward, step)."""
+        opt = self.optimizers[optimizer]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    # --- one iteration: a batch and its update ------------------------------------------------
+    @property
+    def steps_per_iteration(self) -> int:
+        return 1
+
+    def iterate(self, progress: float) -> tuple[int, dict[str, torch.Tensor]]:
+        if self.sampler is None:
+            raise RuntimeError(f"this {type(self).__name__} was loaded without a dataset; pass dataset= to load(...) to train it")
+        return 1, self.update(self.prepare(self.sampler.sample(self.config.batch_size)), progress)
+
+    def prepare(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A sampler's batch as the losses see it: normalised observations, actions in [-1, 1], discounts."""
+        scale = lambda a: ((a - self._low) / self._half_range - 1.0).clamp(-1.0, 1.0)  # noqa: E731
+        return {**batch, "obs": self.obs_normalizer(batch["obs"]), "next_obs": self.obs_normalizer(batch["next_obs"]),
+                "actions": scale(batch["actions"]), "next_actions": scale(batch["next_actions"]),
+                "discounts": torch.full_like(batch["rewards"], self.config.gamma)}
+
+    @torch.no_grad()
+    def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        action = self.policy.act(self.obs_normalizer(obs), deterministic=deterministic).clamp(-1.0, 1.0)
+        return self._low + (action + 1.0) * self._half_range
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def check_env(self, env: gym.vector.VectorEnv) -> None:
+        """Raise ``ValueError`` naming both when ``env``'s observation or action shape (or finite
+        action bounds) differ from the dataset's."""
+        for name, mine, theirs in (("observation", self.observation_space, env.single_observation_space),
+                                   ("action", self.action_space, env.single_action_space)):
+            same = tuple(mine.shape) == tuple(theirs.shape)
+            if same and name == "action" and np.isfinite(mine.low).all() and np.isfinite(theirs.low).all():
+                same = np.allclose(mine.low, theirs.low) and np.allclose(mine.high, theirs.high)
+            if not same:
+                env_name = (getattr(getattr(env, "spec", None), "id", None) or getattr(env, "env_id", None)
+                            or type(getattr(env, "unwrapped", env)).__name__)
+                raise ValueError(f"{type(self).__name__}'s dataset has {name}s {mine} (shape {tuple(mine.shape)}), but the "
+                                 f"evaluation env {env_name} has {theirs} (shape {tuple(theirs.shape)}): evaluate on the "
+                                 "env the dataset was recorded on")
+
+    def normalized_score(self, returns: float | np.ndarray) -> float | np.ndarray:
+        """``100 (R - min) / (max - min)`` with the dataset's reference scores (D4RL's normalized score)."""
+        if self.reference_scores is None:
+            raise ValueError(f"{type(self).__name__}: the dataset has no reference scores; store 'ref_min_score' and "
+                             "'ref_max_score' in it (scripts/make_dataset.py does), or load D4RL files with "
+                             "OfflineDataset.from_d4rl so D4RL's constants apply")
+        lo, hi = self.reference_scores
+        return 100.0 * (np.asarray(returns, dtype=np.float64) - lo) / (hi - lo)
+
+    def _evaluate_and_report(self, eval_env: gym.vector.VectorEnv, write: Callable[[str], None], seed: int | None) -> dict[str, float]:
+        result = self.evaluate(eval_env, seed=seed)
+        record = {"eval/return": result["return_mean"], "eval/return_std": result["return_std"]}
+        line = f"update {self.global_step:>9,}: eval return {result['return_mean']:9.1f} ± {result['return_std']:.1f}"
+        if self.reference_scores is not None:
+            record["eval/normalized_score"] = float(self.normalized_score(result["return_mean"]))
+            line += f", normalized {record['eval/normalized_score']:.1f}"
+        write(line)
+        return record
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def extra_state(self) -> dict[str, Any]:
+        """The sampler's random state and the reference scores."""
+        return {"sampler": None if self.sampler is None else self.sampler.state_dict(), "reference_scores": self.reference_scores}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.sampler is not None and state["sampler"] is not None:
+            self.sampler.load_state_dict(state["sampler"])
+        if state["reference_scores"] is not None:
+            self.reference_scores = tuple(state["reference_scores"])
+
+    @classmethod
+    def load(cls, path: str | Path, dataset: OfflineDataset | None = None, device: str | torch.device | None = None,
+             modules: Sequence[str] | None = None, policy: nn.Module | None = None, env: Any = None) -> "OfflineAlgorithm":
+        """Rebuild an agent from a checkpoint: with ``dataset`` it continues training exactly (the
+        sampler's draws included); without one it acts and evaluates on raw observations."""
+        return super().load(path, env=dataset if dataset is not None else env, device=device, modules=modules, policy=policy)
+
+    @classmethod
+    def _source_for_load(cls, state: dict[str, Any], path: Path, source: Any, device: Any) -> Any:
+        obs_space = space_from_description(state["observation_space"])
+        act_space = space_from_description(state["action_space"])
+        if source is None:  # acting only: the normaliser's statistics come with the modules
+            dev = torch.device(device or "cpu")
+            spaces = DatasetSpaces(obs_space, act_space, dev)
+            spaces.obs_mean = state["modules"]["obs_normalizer"]["mean"].to(dev)
+            spaces.obs_std = state["modules"]["obs_normalizer"]["std"].to(dev)
+            return spaces
+        if not isinstance(source, OfflineDataset):
+            raise TypeError(f"{cls.__name__}.load takes the training dataset (an OfflineDataset) to continue training, "
+                            f"got {type(source).__name__}")
+        if tuple(source.observation_space.shape) != tuple(obs_space.shape) or tuple(source.action_space.shape) != tuple(act_space.shape):
+            raise ValueError(f"checkpoint {path} was trained on observations {tuple(obs_space.shape)} and actions "
+                             f"{tuple(act_space.shape)}, but {source.source} has {tuple(source.observation_space.shape)} and "
+                             f"{tuple(source.action_space.shape)}")
+        return source if device is None else source.to(device)
+
+    @classmethod
+    def for_run(cls, args: Any, resume_from: Path | None = None) -> "OfflineAlgorithm":
+        """The training CLI's agent: the dataset from ``--dataset`` (a file, a Minari directory or id,
+        or a D4RL name), checked against ``--env-id``'s spaces, and a new agent or the one in ``resume_from``."""
+        if not getattr(args, "dataset", None):
+            raise ValueError(f"{cls.__name__} trains from a dataset: pass --dataset PATH (a D4RL hdf5 file, a Minari "
+                             "directory, an .npz), a Minari id or a D4RL name")
+        dataset = load_dataset(args.dataset, device=args.device)
+        dataset.check_env(vecenvs.make(args.env_id, num_envs=1, device=args.device))
+        if resume_from is not None:
+            return cls.load(resume_from, dataset=dataset)
+        return cls(dataset, args.algo)
+
+
