@@ -116,13 +116,18 @@ class OfflineAlgorithm(Algorithm):
                 raise ValueError(f"{type(self).__name__} needs 1-D Box {name}; got {space!r}")
         self.obs_dim, self.act_dim = int(self.observation_space.shape[0]), int(self.action_space.shape[0])
         low, high = self.action_space.low.astype(np.float64), self.action_space.high.astype(np.float64)
-        bounded = bool(np.isfinite(low).all() and np.isfinite(high).all())
-        self._low = torch.as_tensor(low if bounded else -np.ones_like(low), dtype=torch.float32, device=self.device)
-        self._half_range = torch.as_tensor((high - low) / 2 if bounded else np.ones_like(low), dtype=torch.float32, device=self.device)
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            # scaling to [-1, 1] needs the bounds; guessing them would clip the data silently
+            raise ValueError(f"{type(self).__name__} needs a bounded action space, but the dataset's is {self.action_space} "
+                             "(its actions leave [-1, 1] and the file stores no space); set dataset.action_space to the "
+                             "env's, e.g. dataset.action_space = env.single_action_space")
+        self._low = torch.as_tensor(low, dtype=torch.float32, device=self.device)
+        self._half_range = torch.as_tensor((high - low) / 2, dtype=torch.float32, device=self.device)
         self.reference_scores: tuple[float, float] | None = None
         self.sampler = None
         if isinstance(dataset, OfflineDataset):
             dataset = copy.copy(dataset)  # the reward convention rewrites rewards on this copy, not the caller's
+            dataset.metadata = dict(dataset.metadata)
             if cfg.reward_convention != "none":
                 dataset.transform_rewards(cfg.reward_convention)
             try:
@@ -273,7 +278,10 @@ class OfflineAlgorithm(Algorithm):
             raise ValueError(f"{cls.__name__} trains from a dataset: pass --dataset PATH (a D4RL hdf5 file, a Minari "
                              "directory, an .npz), a Minari id or a D4RL name")
         dataset = load_dataset(args.dataset, device=args.device)
-        dataset.check_env(vecenvs.make(args.env_id, num_envs=1, device=args.device))
+        env = vecenvs.make(args.env_id, num_envs=1, device=args.device)
+        dataset.check_env(env)
+        dataset.action_space = env.single_action_space  # the env's bounds, which a D4RL file does not store
+        env.close()
         if resume_from is not None:
             return cls.load(resume_from, dataset=dataset)
         return cls(dataset, args.algo)

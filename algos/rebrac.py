@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from algos.offline import OfflineConfig
-from algos.td3 import TargetSmoothing, smoothed_target_action
+from algos.td3 import TargetSmoothing, smoothed_critic_loss, smoothed_target_action
 from algos.td3bc import TD3BC
 
 
@@ -118,9 +118,7 @@ class ReBRAC(TD3BC):
 
     def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """sum_i E[(Q_i(s, a) - y)^2], and Q(s, a) (compiled)."""
-        y = self.target(batch)
-        q = self.critic(batch["obs"], batch["actions"])
-        return ((q - y) ** 2).mean(1).sum(), q.detach()
+        return smoothed_critic_loss(self, batch, y=self.target(batch))
 
     def actor_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """ReBRAC's actor loss through both critics, whose weights are detached, and the BC error (compiled)."""

@@ -140,8 +140,9 @@ def _parse_resume(algo_cls: type[Algorithm], args_cls: type[TrainArgs], first: T
 def default_run_dir(algo_cls: type[Algorithm], args: TrainArgs) -> Path:
     """``runs/<algo>/<env_id>/seed<seed>``; offline, the dataset's name stands for the env id."""
     name = args.env_id
-    if getattr(args, "dataset", None):
-        name = Path(str(args.dataset)).name.removesuffix(".hdf5").removesuffix(".npz").replace("/", "-")
+    if getattr(args, "dataset", None):  # a file's stem, or a whole Minari id / D4RL name
+        spec = Path(str(args.dataset))
+        name = spec.stem if spec.suffix in (".hdf5", ".h5", ".npz") else str(args.dataset).strip("/").replace("/", "-")
     return Path("runs") / algo_cls.__name__.lower() / name / f"seed{args.seed}"
 
 

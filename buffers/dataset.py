@@ -4,8 +4,8 @@ written to D4RL hdf5 files, Minari dataset directories and ``.npz``.
 An episode ends where ``terminals | timeouts`` is set, or at the last row. ``terminals`` are
 true terminations (no bootstrap); ``timeouts`` are truncations (the critic bootstraps from the
 stored next observation). D4RL's ``qlearning_dataset`` drops every timeout transition and
-the file's last row; that is not done here unless asked (``d4rl_compat=True``), so that
-published tables can be matched.
+the file's last row; that is not done here by default. ``d4rl_compat=True`` does it, which is
+the mode to use to compare with published D4RL/CORL tables.
 
 Nothing here downloads: :meth:`OfflineDataset.from_d4rl` and :meth:`OfflineDataset.from_minari`
 read the local caches those projects used, and never import ``d4rl`` (it needs mujoco-py).
@@ -784,7 +784,7 @@ class EpisodeRecorder:
     def add(self, obs: Tensor, actions: Tensor, rewards: Tensor, terminated: Tensor, truncated: Tensor, next_obs: Tensor) -> None:
         """One vector-env step: ``next_obs`` is the true next observation (``info["final_obs"]``), not the reset one."""
         for k, v in zip(self.FIELDS, (obs, actions, rewards, terminated, truncated, next_obs)):
-            self._rows[k].append(v.detach().to("cpu", copy=True))
+            self._rows[k].append(v.detach().clone())  # on the env's device: no host sync per step
 
     def complete_transitions(self, rows: int | None = None) -> int:
         """How many transitions of whole episodes the first ``rows`` rows hold."""
@@ -792,7 +792,7 @@ class EpisodeRecorder:
 
     def _order(self, rows: int | None) -> tuple[np.ndarray, np.ndarray]:
         rows = self.num_rows if rows is None else rows
-        done = (torch.stack(self._rows["terminals"][:rows]) | torch.stack(self._rows["timeouts"][:rows])).numpy()
+        done = (torch.stack(self._rows["terminals"][:rows]) | torch.stack(self._rows["timeouts"][:rows])).cpu().numpy()
         t = np.broadcast_to(np.arange(rows)[:, None], done.shape)
         env = np.broadcast_to(np.arange(done.shape[1])[None, :], done.shape)
         end = np.where(done, t, rows)
@@ -810,5 +810,5 @@ class EpisodeRecorder:
             raise ValueError(f"no episode finished within the {self.num_rows if rows is None else rows} recorded steps")
         flat = flat[:max_transitions]
         rows = self.num_rows if rows is None else rows
-        arrays = {k: torch.stack(v[:rows]).flatten(0, 1)[torch.as_tensor(flat)].numpy() for k, v in self._rows.items()}
+        arrays = {k: torch.stack(v[:rows]).flatten(0, 1).cpu()[torch.as_tensor(flat)].numpy() for k, v in self._rows.items()}
         return OfflineDataset(**arrays, **kwargs)

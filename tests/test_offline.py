@@ -236,3 +236,31 @@ def test_every_offline_option_has_help_and_the_cli_lists_it(name, capsys):
         main(cls, ["--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "--dataset" in out and "--algo.weighting" in out
+
+
+def test_actions_outside_the_box_need_the_envs_bounds_not_a_silent_clip():
+    data = trajectories()
+    data.actions = data.actions * 2.0  # as a file of [-2, 2] actions with no stored space loads
+    wide = OfflineDataset(data.observations.numpy(), data.actions.numpy(), data.rewards.numpy(), data.terminals.numpy(),
+                          data.timeouts.numpy(), data.next_observations.numpy())
+    with pytest.raises(ValueError, match="needs a bounded action space.*dataset.action_space = env.single_action_space"):
+        BC(wide)
+    import gymnasium as gym
+
+    wide.action_space = gym.spaces.Box(-2.0, 2.0, (3,), np.float32)
+    batch = BC(wide).prepare(wide.batch(torch.arange(50)))
+    torch.testing.assert_close(batch["actions"], wide.actions[:50] / 2.0)  # scaled, not clipped
+    IQL(wide)  # its reward convention rewrites a copy: rewards and metadata of the caller's dataset stay
+    assert "reward_transform" not in wide.metadata
+
+
+def test_run_dirs_name_the_whole_dataset():
+    from types import SimpleNamespace
+
+    from algos.train import default_run_dir
+
+    def run_dir(spec):
+        return default_run_dir(IQL, SimpleNamespace(env_id="Hopper-v5", seed=0, dataset=spec))
+
+    assert run_dir("datasets/hopper-medium-v5.hdf5").parts[-2] == "hopper-medium-v5"
+    assert run_dir("mujoco/hopper/medium-v0") != run_dir("mujoco/walker2d/medium-v0")
