@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 import vecenvs
 from algos.base import Algorithm
 from algos.evaluation import evaluate
-from buffers.dataset import EpisodeRecorder, OfflineDataset, concatenate, mix_datasets
+from buffers.dataset import EpisodeRecorder, OfflineDataset, concatenate, mix_datasets, normalized_score
 from vecenvs import TorchVecEnvWrapper
 
 STANDARD_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
@@ -229,7 +229,7 @@ def make_datasets(recipe: DatasetRecipe, log: Callable[[str], None] = print) -> 
     timing["reference_seconds"] = time.perf_counter() - t0
 
     def normalized(r: float) -> float | None:
-        return None if ref_max is None or ref_max == ref_min else 100.0 * (r - ref_min) / (ref_max - ref_min)
+        return None if ref_max is None or ref_max == ref_min else normalized_score(r, ref_min, ref_max)
 
     # 3. medium: among the checkpoints nearest the target by training return, the nearest over 20 episodes
     medium = None

@@ -25,7 +25,7 @@ import vecenvs
 from algos.base import Algorithm, AlgorithmConfig
 from algos.checkpoint import space_from_description
 from buffers import REWARD_CONVENTIONS, OfflineDataset, make_sampler
-from buffers.dataset import load_dataset
+from buffers.dataset import load_dataset, normalized_score
 from buffers.samplers import SAMPLERS
 from nets import CriticEnsemble, QCritic, default_init
 
@@ -220,8 +220,7 @@ class OfflineAlgorithm(Algorithm):
             raise ValueError(f"{type(self).__name__}: the dataset has no reference scores; store 'ref_min_score' and "
                              "'ref_max_score' in it (scripts/make_dataset.py does), or load D4RL files with "
                              "OfflineDataset.from_d4rl so D4RL's constants apply")
-        lo, hi = self.reference_scores
-        return 100.0 * (np.asarray(returns, dtype=np.float64) - lo) / (hi - lo)
+        return normalized_score(returns, *self.reference_scores)
 
     def _evaluate_and_report(self, eval_env: gym.vector.VectorEnv, write: Callable[[str], None], seed: int | None) -> dict[str, float]:
         result = self.evaluate(eval_env, seed=seed)

@@ -47,6 +47,14 @@ REWARD_CONVENTIONS: dict[str, tuple[bool, float, float]] = {
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
 
 
+def normalized_score(returns: float | np.ndarray | Tensor, ref_min: float, ref_max: float) -> float | np.ndarray:
+    """D4RL's normalized score, ``100 * (R - ref_min) / (ref_max - ref_min)``: a float for a float."""
+    if isinstance(returns, Tensor):
+        returns = returns.detach().cpu().numpy()
+    out = 100.0 * (np.asarray(returns, dtype=np.float64) - ref_min) / (ref_max - ref_min)
+    return float(out) if out.ndim == 0 else out
+
+
 class DatasetError(ValueError):
     """A dataset that is not in the expected form. The message names the file, the key and the form."""
 
@@ -85,13 +93,16 @@ class OfflineDataset:
         action_space: gym.spaces.Box | None = None,
         device: str | torch.device = "cpu",
         source: str = "<arrays>",
+        _checked: bool = False,
     ) -> None:
         arrays = {"observations": observations, "actions": actions, "rewards": rewards, "terminals": terminals,
                   "timeouts": timeouts}
         if next_observations is not None:
             arrays["next_observations"] = next_observations
         arrays = {k: _as_numpy(v) for k, v in arrays.items()}
-        arrays, infos = _validated(arrays, dict(infos or {}), source)
+        if not _checked:  # load() and to() pass arrays they have already checked
+            arrays, infos = _validated(arrays, dict(infos or {}), source)
+        infos = dict(infos or {})
         if "next_observations" not in arrays:
             arrays, infos = _with_next_observations(arrays, infos, source)
         self.source = source
@@ -176,7 +187,7 @@ class OfflineDataset:
         if device == self.device:
             return self
         return OfflineDataset(**self._arrays(), infos=self.infos, metadata=self.metadata, observation_space=self.observation_space,
-                              action_space=self.action_space, device=device, source=self.source)
+                              action_space=self.action_space, device=device, source=self.source, _checked=True)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k).cpu().numpy() for k in (*REQUIRED_KEYS, "next_observations")}
@@ -213,11 +224,7 @@ class OfflineDataset:
 
     def normalized_score(self, returns: float | np.ndarray | Tensor) -> float | np.ndarray:
         """``100 * (R - min) / (max - min)`` with :meth:`reference_scores` (D4RL's convention, x100)."""
-        lo, hi = self.reference_scores()
-        if isinstance(returns, Tensor):
-            returns = returns.detach().cpu().numpy()
-        out = 100.0 * (np.asarray(returns, dtype=np.float64) - lo) / (hi - lo)
-        return float(out) if out.ndim == 0 else out
+        return normalized_score(returns, *self.reference_scores())
 
     def transform_rewards(self, convention: str = "none", scale: float | None = None, bias: float | None = None) -> "OfflineDataset":
         """Rewrite the rewards in place by a :data:`REWARD_CONVENTIONS` name, then ``scale``/``bias``
@@ -269,7 +276,7 @@ class OfflineDataset:
         if d4rl_compat:
             arrays, infos = _qlearning_rows((arrays, infos), source)
             meta["d4rl_compat"] = True
-        return cls(**arrays, infos=infos, metadata=meta, device=device, source=source, **spaces)
+        return cls(**arrays, infos=infos, metadata=meta, device=device, source=source, _checked=True, **spaces)
 
     @classmethod
     def from_d4rl(cls, name: str, device: str | torch.device = "cpu", d4rl_compat: bool = False,
