@@ -7,7 +7,12 @@ and ``load(path)``. Online ones take an env (``PPO(env, config)``), offline ones
 
 from algos.base import Algorithm, AlgorithmConfig, TrainingDivergedError
 from algos.bc import BC, BCConfig
+from algos.consistency import ConsistencyAC, ConsistencyACConfig, ConsistencyBC, ConsistencyBCConfig
 from algos.cql import CQL, CQLConfig
+from algos.diffusion_bc import DiffusionBC, DiffusionBCConfig
+from algos.diffusion_ql import DiffusionQL, DiffusionQLConfig
+from algos.edp import EDP, EDPConfig
+from algos.fql import FQL, FQLConfig
 from algos.iql import IQL, IQLConfig
 from algos.offline import OfflineAlgorithm, OfflineConfig
 from algos.onpolicy import OnPolicyAlgorithm, OnPolicyConfig
@@ -21,7 +26,8 @@ from algos.td3bc import TD3BC, TD3BCConfig
 from algos.trpo import TRPO, TRPOConfig
 
 ALGORITHMS = {"ppo": PPO, "spo": SPO, "trpo": TRPO, "sac": SAC, "td3": TD3, "bc": BC, "td3bc": TD3BC, "iql": IQL, "cql": CQL,
-              "rebrac": ReBRAC}
+              "rebrac": ReBRAC, "diffusion_bc": DiffusionBC, "diffusion_ql": DiffusionQL, "edp": EDP,
+              "consistency_bc": ConsistencyBC, "consistency_ac": ConsistencyAC, "fql": FQL}  # keys: the scripts' names
 
 __all__ = [
     "ALGORITHMS",
@@ -29,6 +35,18 @@ __all__ = [
     "BCConfig",
     "CQL",
     "CQLConfig",
+    "ConsistencyAC",
+    "ConsistencyACConfig",
+    "ConsistencyBC",
+    "ConsistencyBCConfig",
+    "DiffusionBC",
+    "DiffusionBCConfig",
+    "DiffusionQL",
+    "DiffusionQLConfig",
+    "EDP",
+    "EDPConfig",
+    "FQL",
+    "FQLConfig",
     "IQL",
     "IQLConfig",
     "OfflineAlgorithm",

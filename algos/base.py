@@ -322,14 +322,18 @@ class Algorithm:
         """Raise ``ValueError`` naming both spaces when ``env`` does not match the agent's spaces."""
         check_spaces(self.observation_space, self.action_space, env, f"this {type(self).__name__} agent")
 
+    #: evaluation acts with ``act(obs, deterministic=evaluate_deterministic)``
+    evaluate_deterministic: bool = True
+
     def evaluate(self, env: gym.vector.VectorEnv, seed: int | None = None) -> dict[str, float]:
-        """Deterministic-policy return, one episode per copy of ``env`` (a raw env; normalisation is frozen).
+        """The policy's return, one episode per copy of ``env`` (a raw env; normalisation is frozen),
+        acting deterministically unless :attr:`evaluate_deterministic` says otherwise.
 
         ``seed=None`` respects the env's own seed (the one given to ``vecenvs.make``, continued
         from its last episode); an int reseeds the env first.
         """
         self.check_env(env)
-        return evaluate(lambda o: self.act(o, deterministic=True), env, seed=seed)
+        return evaluate(lambda o: self.act(o, deterministic=self.evaluate_deterministic), env, seed=seed)
 
     # --- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

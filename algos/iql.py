@@ -35,7 +35,7 @@ class IQLConfig(OfflineConfig):
     deterministic_actor: bool = False
     """a deterministic actor with an MSE loss instead of the Gaussian's log-likelihood (CORL on hopper-medium)"""
     cosine_actor_lr: bool = True
-    """decay the actor's learning rate along a cosine over the run"""
+    """decay the actor's learning rate along a cosine over the offline updates (online: constant)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -114,8 +114,9 @@ class IQL(OfflineAlgorithm):
         with torch.no_grad():
             polyak_update(self._targets, self._online, cfg.tau)
         if cfg.cosine_actor_lr:  # a Python float: CORL's CosineAnnealingLR over the run, without a scheduler's state
+            decay = 1.0 if self.online else 0.5 * (1.0 + math.cos(math.pi * progress))  # online: the constant rate
             for group in self.optimizers["actor"].param_groups:
-                group["lr"] = cfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+                group["lr"] = cfg.learning_rate * decay
         pi_loss = self._actor_loss(batch, advantage)
         self.step("actor", pi_loss)
         return {"value_loss": v_loss.detach(), "critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(),

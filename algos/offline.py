@@ -24,10 +24,12 @@ from torch import nn
 import vecenvs
 from algos.base import Algorithm, AlgorithmConfig
 from algos.checkpoint import space_from_description
-from buffers import REWARD_CONVENTIONS, OfflineDataset, make_sampler
+from algos.offpolicy import step_into_buffer
+from buffers import REWARD_CONVENTIONS, OfflineDataset, ReplayBuffer, make_sampler
 from buffers.dataset import load_dataset, normalized_score
 from buffers.samplers import SAMPLERS
-from nets import CriticEnsemble, QCritic, default_init
+from nets import CriticEnsemble, DeterministicActor, QCritic, default_init
+from vecenvs import RecordEpisodeStatistics
 
 
 @dataclass
@@ -56,6 +58,12 @@ class OfflineConfig(AlgorithmConfig):
     """hidden layer sizes of the critics"""
     activation: str = "relu"
     """hidden activation of every MLP"""
+    online_buffer_size: int = 1_000_000
+    """offline-to-online: capacity of the replay buffer of the agent's own transitions"""
+    online_mixing: float | None = None
+    """offline-to-online: share of each batch from the agent's own transitions (None: in proportion to their number and the dataset's, as one buffer seeded with the dataset)"""
+    exploration_noise: float = 0.03
+    """offline-to-online: std of the Gaussian noise on a deterministic actor's actions in [-1, 1] (a stochastic actor samples)"""
 
     def __post_init__(self) -> None:
         if self.weighting not in SAMPLERS:
@@ -65,6 +73,9 @@ class OfflineConfig(AlgorithmConfig):
         if self.batch_size < 1 or not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
             raise ValueError(f"batch_size must be >= 1, gamma in [0, 1] and tau in (0, 1]; got {self.batch_size}, "
                              f"{self.gamma}, {self.tau}")
+        if self.online_buffer_size < 1 or self.exploration_noise < 0 or not (self.online_mixing is None or 0.0 <= self.online_mixing <= 1.0):
+            raise ValueError(f"online_buffer_size must be >= 1, exploration_noise >= 0 and online_mixing None or in [0, 1]; got "
+                             f"{self.online_buffer_size}, {self.exploration_noise}, {self.online_mixing}")
         self.actor_hidden, self.critic_hidden = tuple(self.actor_hidden), tuple(self.critic_hidden)
 
 
@@ -101,7 +112,8 @@ class OfflineAlgorithm(Algorithm):
     config: OfflineConfig
     default_log_every = 1_000
     trains_on_dataset = True
-    num_envs_help = "unused offline: there is no training env (--eval-episodes sizes the evaluation env)"
+    num_envs_help = ("offline there is no training env (--eval-episodes sizes the evaluation env); with --online-steps, "
+                     "the online env's copies, one update per transition")
     step_unit = "gradient updates"
     iteration_name = "updates of"
     #: the rw/aw temperature of Hong et al.'s launch scripts for this algorithm
@@ -144,6 +156,11 @@ class OfflineAlgorithm(Algorithm):
         if mean is None:
             mean, std = torch.zeros(self.obs_dim, device=self.device), torch.ones(self.obs_dim, device=self.device)
         self.obs_normalizer = ObsNormalizer(mean, std).to(self.device)
+        # the online phase's env, replay buffer and next observation (go_online); None while offline
+        self.env: gym.vector.VectorEnv | None = None
+        self.buffer: ReplayBuffer | None = None
+        self._obs: torch.Tensor | None = None
+        self._online_state: dict[str, Any] | None = None  # a loaded checkpoint's, until go_online restores it
         self.policy = policy
         self._setup()
         self.policy = self.policy.to(self.device)
@@ -169,22 +186,42 @@ class OfflineAlgorithm(Algorithm):
         target = copy.deepcopy(critic).requires_grad_(False)
         return critic, target
 
-    def step(self, optimizer: str, loss: torch.Tensor) -> None:
-        """One optimiser step on ``loss`` (zero_grad, backward, step)."""
+    def step(self, optimizer: str, loss: torch.Tensor, max_norm: float = 0.0) -> None:
+        """One optimiser step on ``loss`` (zero_grad, backward, step), the gradient's global norm
+        clipped at ``max_norm`` first when it is > 0."""
         opt = self.optimizers[optimizer]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if max_norm > 0:
+            nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], max_norm)
         opt.step()
 
     # --- one iteration: a batch and its update ------------------------------------------------
     @property
     def steps_per_iteration(self) -> int:
-        return 1
+        return 1 if self.env is None else self.num_envs
+
+    @property
+    def resumes_online(self) -> bool:
+        """Whether the loaded checkpoint was written online, so :meth:`go_online` will restore its buffer and env."""
+        return self._online_state is not None
+
+    @property
+    def online(self) -> bool:
+        """Whether :meth:`go_online` has switched the agent to training on its own transitions too."""
+        return self.env is not None
 
     def iterate(self, progress: float) -> tuple[int, dict[str, torch.Tensor]]:
         if self.sampler is None:
             raise RuntimeError(f"this {type(self).__name__} was loaded without a dataset; pass dataset= to load(...) to train it")
-        return 1, self.update(self.prepare(self.sampler.sample(self.config.batch_size)), progress)
+        if self.env is None:
+            return 1, self.update(self.prepare(self.sampler.sample(self.config.batch_size)), progress)
+        # online: one step of every env copy, then one update per transition collected
+        obs = self._reset_if_needed()
+        metrics = step_into_buffer(self, self._explore_env(obs), next_actions=self._explore_env)
+        for _ in range(self.num_envs):
+            metrics.update(self.update(self._mixed_batch(), progress))
+        return self.num_envs, metrics
 
     def prepare(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A sampler's batch as the losses see it: normalised observations, actions in [-1, 1], discounts."""
@@ -197,6 +234,60 @@ class OfflineAlgorithm(Algorithm):
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         action = self.policy.act(self.obs_normalizer(obs), deterministic=deterministic).clamp(-1.0, 1.0)
         return self._low + (action + 1.0) * self._half_range
+
+    # --- offline-to-online ----------------------------------------------------------------------
+    def explore(self, obs: torch.Tensor) -> torch.Tensor:
+        """Online exploration actions in [-1, 1] for normalised observations: a stochastic actor's
+        sample, or a deterministic actor's action plus N(0, exploration_noise) (CORL's and ReBRAC's fine-tuning)."""
+        action = self.policy.act(obs, deterministic=False)
+        if isinstance(self.policy, DeterministicActor):
+            action = action + self.config.exploration_noise * torch.randn_like(action)
+        return action.clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def _explore_env(self, obs: torch.Tensor) -> torch.Tensor:
+        return self._low + (self.explore(self.obs_normalizer(obs)) + 1.0) * self._half_range
+
+    def go_online(self, env: gym.vector.VectorEnv) -> "OfflineAlgorithm":
+        """Continue training online on ``env`` (offline-to-online fine-tuning, as CORL's and ReBRAC's).
+
+        From the next :meth:`learn` on, an iteration steps every copy of ``env`` once with
+        :meth:`explore`, stores the transitions (raw rewards and observations, env-space actions)
+        in a replay buffer of ``config.online_buffer_size``, and runs one update per transition
+        on a batch of ``batch_size`` that mixes the dataset (its sampler) with that buffer
+        (``config.online_mixing``). Observations keep the dataset's normaliser and rewards its
+        reward convention; ``global_step`` goes on counting, in env steps. After :meth:`load` of
+        an online checkpoint, this restores its buffer and env state, so a resume is exact.
+        """
+        if self.sampler is None:
+            raise RuntimeError(f"{type(self).__name__}.go_online needs the dataset; load the agent with dataset=")
+        self.check_env(env)
+        self.num_envs = env.num_envs
+        self.env = RecordEpisodeStatistics(env)
+        self.buffer = ReplayBuffer(self.config.online_buffer_size, self.num_envs, (self.obs_dim,), (self.act_dim,),
+                                   device=self.device, gamma=self.config.gamma, store_next_actions=True)
+        self._obs = None
+        if self._online_state is not None:
+            state, self._online_state = self._online_state, None
+            if state["num_envs"] == self.num_envs:
+                self.buffer.load_state_dict(state["buffer"])
+            self._load_env_state(state)
+        return self
+
+    def _mixed_batch(self) -> dict[str, torch.Tensor]:
+        """A prepared batch of ``batch_size``: ``k`` of the agent's own transitions and the rest from the dataset."""
+        cfg, n_online = self.config, len(self.buffer)
+        share = cfg.online_mixing if cfg.online_mixing is not None else n_online / (n_online + self.dataset.num_transitions)
+        k = min(round(cfg.batch_size * share), cfg.batch_size) if n_online else 0  # Python ints: no host sync
+        parts = [self.sampler.sample(cfg.batch_size - k)] if k < cfg.batch_size else []
+        if k:
+            own = self.buffer.sample(k)
+            transform = self.dataset.metadata.get("reward_transform")
+            if transform is not None:  # the dataset's reward convention applies to the agent's rewards too
+                own["rewards"] = own["rewards"] * transform["scale"] + transform["bias"]
+            parts.append(own)
+        return self.prepare({key: torch.cat([p[key] for p in parts]) if len(parts) > 1 else parts[0][key]
+                             for key in ("obs", "actions", "rewards", "next_obs", "terminated", "next_actions")})
 
     # --- evaluation ---------------------------------------------------------------------------
     def check_env(self, env: gym.vector.VectorEnv) -> None:
@@ -225,7 +316,7 @@ class OfflineAlgorithm(Algorithm):
     def _evaluate_and_report(self, eval_env: gym.vector.VectorEnv, write: Callable[[str], None], seed: int | None) -> dict[str, float]:
         result = self.evaluate(eval_env, seed=seed)
         record = {"eval/return": result["return_mean"], "eval/return_std": result["return_std"]}
-        line = f"update {self.global_step:>9,}: eval return {result['return_mean']:9.1f} ± {result['return_std']:.1f}"
+        line = f"{'env step' if self.online else 'update'} {self.global_step:>9,}: eval return {result['return_mean']:9.1f} ± {result['return_std']:.1f}"
         if self.reference_scores is not None:
             record["eval/normalized_score"] = float(self.normalized_score(result["return_mean"]))
             line += f", normalized {record['eval/normalized_score']:.1f}"
@@ -234,10 +325,13 @@ class OfflineAlgorithm(Algorithm):
 
     # --- checkpoints --------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
-        """The sampler's random state and the reference scores."""
-        return {"sampler": None if self.sampler is None else self.sampler.state_dict(), "reference_scores": self.reference_scores}
+        """The sampler's random state, the reference scores and, online, the replay buffer and the env's state."""
+        online = None if self.env is None else {"buffer": self.buffer.state_dict(), **self._env_state()}
+        return {"sampler": None if self.sampler is None else self.sampler.state_dict(), "reference_scores": self.reference_scores,
+                "online": online}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
+        self._online_state = state.get("online")
         if self.sampler is not None and state["sampler"] is not None:
             self.sampler.load_state_dict(state["sampler"])
         if state["reference_scores"] is not None:

@@ -8,7 +8,7 @@ networks and ``gradient_step(batch)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
 import torch
@@ -65,6 +65,23 @@ class OffPolicyConfig(AlgorithmConfig):
 def polyak_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
     """target <- target + tau (online - target), in one fused op (Lillicrap et al. 2016, "soft" target updates)."""
     torch._foreach_lerp_(target, online, tau)
+
+
+def step_into_buffer(agent: Algorithm, action: torch.Tensor,
+                     next_actions: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Step ``agent.env`` (under ``RecordEpisodeStatistics``) once from ``agent._obs`` with ``action``,
+    store the transition in ``agent.buffer`` and return the step's :func:`~algos.base.episode_sums`.
+
+    The stored next observation is the true one: ``final_obs`` where an episode ended (the env
+    has already reset). ``next_actions(next_obs)``, where given, is stored as the action at it.
+    """
+    obs = agent._obs
+    next_obs, reward, terminated, truncated, info = agent.env.step(action)
+    final_obs = info["final_obs"]
+    extra = {} if next_actions is None else {"next_actions": next_actions(final_obs)}
+    agent.buffer.add(obs, action, reward, final_obs, terminated, truncated, **extra)
+    agent._obs = next_obs
+    return episode_sums(info)
 
 
 class OffPolicyAlgorithm(Algorithm):
@@ -137,11 +154,7 @@ class OffPolicyAlgorithm(Algorithm):
                 action = torch.rand(self.num_envs, self.act_dim, device=self.device) * 2 - 1
             else:
                 action = self.explore(obs)
-        next_obs, reward, terminated, truncated, info = self.env.step(action)
-        # the true next observation: final_obs where the episode ended (the env has already reset)
-        self.buffer.add(obs, action, reward, info["final_obs"], terminated, truncated)
-        self._obs = next_obs
-        metrics = episode_sums(info)
+        metrics = step_into_buffer(self, action)
         ready = len(self.buffer) >= max(cfg.learning_starts, cfg.n_step * self.num_envs)
         if ready and (self.num_updates + 1) % cfg.train_freq == 0:
             for _ in range(cfg.gradient_steps):

@@ -63,6 +63,8 @@ class ReBRACConfig(TargetSmoothing, OfflineConfig):
     """beta_critic: weight of ||a' - a'_data||^2 subtracted from the target Q (per-dataset values: module docstring)"""
     normalize_q: bool = True
     """divide the actor's Q term by mean |Q(s, pi(s))| (detached)"""
+    online_mixing: float | None = 0.5
+    """offline-to-online: share of each batch from the agent's own transitions (ReBRAC's fine-tuning: half)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()

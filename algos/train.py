@@ -79,9 +79,12 @@ def _args_class(algo_cls: type[Algorithm], description: str | None) -> type[Trai
     if algo_cls.trains_on_dataset:
         dataset_help = ("the dataset to train on: a D4RL hdf5 file, a Minari directory or an .npz, a local Minari id "
                         "(mujoco/hopper/medium-v0) or a D4RL name in D4RL's cache (hopper-medium-v2)")
-        eval_help = "gradient updates between deterministic evaluations (0: never); --env-id is the evaluation env"
+        eval_help = "gradient updates (online: env steps) between deterministic evaluations (0: never); --env-id is the evaluation env"
+        online_help = ("offline-to-online: after --total-steps gradient updates, this many env steps on --env-id (num-envs "
+                       "copies, seed --seed), one update per transition on the dataset mixed with the agent's own; may change on --resume")
         fields[:0] = [("dataset", Annotated[str | None, tyro.conf.arg(help=dataset_help)], field(default=None)),
-                      ("eval_every", Annotated[int, tyro.conf.arg(help=eval_help)], field(default=5_000))]
+                      ("eval_every", Annotated[int, tyro.conf.arg(help=eval_help)], field(default=5_000)),
+                      ("online_steps", Annotated[int, tyro.conf.arg(help=online_help)], field(default=0))]
     args_cls = dataclasses.make_dataclass(
         f"{algo_cls.__name__}Args",
         fields,
@@ -153,7 +156,8 @@ def check_args(args: TrainArgs) -> None:
              ("eval_every", args.eval_every >= 0, "env steps between evaluations, >= 0 (0: never)"),
              ("eval_episodes", args.eval_episodes >= 1, "a positive number of episodes"),
              ("checkpoint_every", args.checkpoint_every >= 0, "env steps between checkpoints, >= 0 (0: only at the end)"),
-             ("torch_threads", args.torch_threads >= 0, "a number of threads, >= 0 (0: torch's default)")]
+             ("torch_threads", args.torch_threads >= 0, "a number of threads, >= 0 (0: torch's default)"),
+             ("online_steps", getattr(args, "online_steps", 0) >= 0, "a number of env steps, >= 0 (0: offline only)")]
     for name, ok, expected in rules:
         if not ok:
             raise ValueError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(args, name)}")
@@ -184,11 +188,15 @@ def train(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str] = ()) 
               "command": list(argv)}
     with RunLogger(run_dir, config=record, resume_step=agent.global_step if args.resume else None) as logger:
         t0 = time.perf_counter()
-        agent.learn(
-            args.total_steps, logger=logger, eval_env=eval_env, eval_every=args.eval_every,
-            checkpoint_path=ckpt, checkpoint_every=args.checkpoint_every, progress=args.progress,
-            eval_seed=args.seed + 10_000,
-        )
+        learn = dict(logger=logger, eval_env=eval_env, eval_every=args.eval_every, checkpoint_path=ckpt,
+                     checkpoint_every=args.checkpoint_every, progress=args.progress, eval_seed=args.seed + 10_000)
+        online_steps = getattr(args, "online_steps", 0)
+        if not getattr(agent, "resumes_online", False):  # an online checkpoint has finished its offline phase
+            agent.learn(args.total_steps, **learn)
+        if online_steps:
+            agent.go_online(vecenvs.make(args.env_id, num_envs=args.num_envs, device=args.device, seed=args.seed,
+                                         backend=args.backend))
+            agent.learn(args.total_steps + online_steps, **learn)
         elapsed = time.perf_counter() - t0
     summary = {agent.step_unit.replace(" ", "_"): agent.global_step, "seconds": round(elapsed, 1)}
     if agent.config.compile:

@@ -118,7 +118,9 @@ class OfflineDataset:
         self.next_observations = put(arrays["next_observations"], torch.float32)
         self.rewards = put(arrays["rewards"], torch.float32)
         self.terminals = put(arrays["terminals"], torch.bool)
-        self.timeouts = put(arrays["timeouts"], torch.bool)
+        # D4RL's convention, which d3rlpy asserts: a step that terminates on the time limit's last
+        # step (gymnasium sets both flags) is a termination, not a timeout
+        self.timeouts = put(arrays["timeouts"], torch.bool) & ~self.terminals
         self._index_episodes()
         obs_dim, act_dim = self.observations.shape[1], self.actions.shape[1]
         self.observation_space = observation_space or gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)

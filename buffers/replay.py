@@ -66,6 +66,7 @@ class ReplayBuffer:
         action_dtype: torch.dtype = torch.float32,
         n_step: int = 1,
         gamma: float = 0.99,
+        store_next_actions: bool = False,
     ) -> None:
         if int(num_envs) < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
@@ -92,6 +93,8 @@ class ReplayBuffer:
         self.next_obs = torch.zeros((T, N, *self.obs_shape), dtype=obs_dtype, **kw)
         self.terminated = torch.zeros((T, N), dtype=torch.bool, **kw)
         self.truncated = torch.zeros((T, N), dtype=torch.bool, **kw)
+        # the action taken (or to be taken) at next_obs: ReBRAC's critic penalty needs it
+        self.next_actions = torch.zeros((T, N, *self.action_shape), dtype=action_dtype, **kw) if store_next_actions else None
         # gamma**k for k = 0..n_step, computed in float64 once so sums and discounts agree.
         self._gamma_pows = torch.tensor([self.gamma**k for k in range(self.n_step + 1)], dtype=torch.float32, **kw)
         self.pos = 0
@@ -129,11 +132,13 @@ class ReplayBuffer:
         next_obs: Tensor,
         terminated: Tensor,
         truncated: Tensor,
+        next_actions: Tensor | None = None,
     ) -> None:
         """Store one step of all envs, overwriting the oldest row once full.
 
         ``next_obs`` is the true next observation: ``info["final_obs"]`` where
-        ``terminated | truncated``, the returned observation elsewhere. Raises ``ValueError``
+        ``terminated | truncated``, the returned observation elsewhere. ``next_actions`` (the
+        action at ``next_obs``) is required exactly when the buffer stores them. Raises ``ValueError``
         on a non-tensor, a shape or device mismatch, or a dtype that cannot be cast without
         loss of meaning (float into bool or integer storage, bool into numbers).
         """
@@ -145,6 +150,11 @@ class ReplayBuffer:
             ("terminated", terminated, self.terminated),
             ("truncated", truncated, self.truncated),
         )
+        if (next_actions is None) != (self.next_actions is None):
+            raise ValueError("next_actions: pass them exactly when the buffer was built with store_next_actions=True "
+                             f"(this one: {self.next_actions is not None})")
+        if next_actions is not None:
+            items += (("next_actions", next_actions, self.next_actions),)
         for name, x, store in items:  # validate all before writing any, so a bad call leaves no half row
             self._check(name, x, store)
         t = self.pos
@@ -157,8 +167,8 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> dict[str, Tensor]:
         """``batch_size`` transitions drawn uniformly with replacement (global torch RNG, on the device).
 
-        Returns ``obs, actions, next_obs`` and float32 ``[B]`` ``rewards, terminated,
-        discounts``. Raises ``ValueError`` when fewer than one full n-step window is stored.
+        Returns ``obs, actions, next_obs`` (and ``next_actions`` where stored) and float32 ``[B]``
+        ``rewards, terminated, discounts``. Raises ``ValueError`` when fewer than one full n-step window is stored.
         """
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
@@ -180,6 +190,8 @@ class ReplayBuffer:
             batch["next_obs"] = self.next_obs[start, env]
             batch["terminated"] = self.terminated[start, env].float()
             batch["discounts"] = self._gamma_pows[1].expand(B).clone()
+            if self.next_actions is not None:
+                batch["next_actions"] = self.next_actions[start, env]
             return batch
 
         # The [B, n] window of rows t..t+n-1; step k counts while no episode ended before it.
@@ -195,6 +207,8 @@ class ReplayBuffer:
         # only a true terminal stops the bootstrap; a truncation just cuts the window short
         batch["terminated"] = self.terminated[last, env].float()
         batch["discounts"] = self._gamma_pows[m]
+        if self.next_actions is not None:
+            batch["next_actions"] = self.next_actions[last, env]
         return batch
 
     # --- checkpointing -----------------------------------------------------------------
@@ -218,6 +232,7 @@ class ReplayBuffer:
             "next_obs": self.next_obs,
             "terminated": self.terminated,
             "truncated": self.truncated,
+            **({"next_actions": self.next_actions} if self.next_actions is not None else {}),
         }
 
     def state_dict(self) -> dict[str, Any]:

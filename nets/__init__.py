@@ -9,6 +9,7 @@ from nets.heads import CategoricalHead, DiagGaussianHead, StateDependentNoiseHea
 from nets.mlp import ACTIVATIONS, activation_class, body_out_dim, default_init, mlp, mlp_body, orthogonal_init
 from nets.policies import CategoricalPolicy, DistributionPolicy, GaussianPolicy, GSDEPolicy, StochasticPolicy, make_policy
 from nets.spec import RecordsInit, build_module, module_spec
+from nets.generative import ConsistencyPolicy, DiffusionPolicy, FlowPolicy, GenerativePolicy
 
 __all__ = [
     "ACTIVATIONS",
@@ -36,4 +37,8 @@ __all__ = [
     "GSDEPolicy",
     "CategoricalPolicy",
     "make_policy",
+    "GenerativePolicy",
+    "DiffusionPolicy",
+    "FlowPolicy",
+    "ConsistencyPolicy",
 ]

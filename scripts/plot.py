@@ -5,7 +5,7 @@
 Runs are grouped by algorithm and env id, read from each run's ``config.json`` (``"algo"``,
 ``"env_id"``); where it lacks them, from the layout ``runs/<algo>/<env_id>/seed<k>``. The
 label is e.g. ``PPO Pendulum-v1 (n=2)``. ``--group-by REGEX`` groups by a regex on the run
-path instead (the first capture group, or the whole match, is the label). Each run is
+path instead (the capture groups joined by spaces, or the whole match, is the label). Each run is
 interpolated onto a common x grid over the range that all runs of its group cover, so the
 mean is never extrapolated.
 """
@@ -62,7 +62,7 @@ def group_label(run_dir: Path, group_by: str | None = None) -> str:
     match = re.search(group_by, str(run_dir))
     if match is None:
         raise ValueError(f"--group-by {group_by!r} does not match run dir {run_dir}")
-    return match.group(1) if match.groups() else match.group(0)
+    return " ".join(g for g in match.groups() if g) if match.groups() else match.group(0)
 
 
 def load_curve(run_dir: Path, metric: str, x: str) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +122,7 @@ def draw(groups: dict[str, dict[str, np.ndarray | int]], metric: str, x: str, en
         (line,) = ax.plot(g["grid"], g["mean"], label=f"{label} (n={g['n']})")
         ax.fill_between(g["grid"], g["lo"], g["hi"], color=line.get_color(), alpha=0.25, linewidth=0)
     ax.set_title(f"{metric} on {', '.join(env_ids)}")
-    ax.set_xlabel("environment steps" if x == "step" else "wall time (s)")
+    ax.set_xlabel("step (env steps; offline runs: gradient updates)" if x == "step" else "wall time (s)")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend()

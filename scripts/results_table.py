@@ -155,11 +155,11 @@ def render(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def readme_table(markdown: str) -> str:
-    """The text between the two results markers of a Markdown file."""
-    parts = markdown.split(MARKER)
+def readme_table(markdown: str, marker: str = MARKER) -> str:
+    """The text between the two ``marker`` lines of a Markdown file."""
+    parts = markdown.split(marker)
     if len(parts) != 3:
-        raise ValueError(f"expected exactly two {MARKER!r} markers, found {len(parts) - 1}")
+        raise ValueError(f"expected exactly two {marker!r} markers, found {len(parts) - 1}")
     return parts[1].strip()
 
 

@@ -417,7 +417,8 @@ def test_fuzz_load_raises_our_error_or_loads_exact_data(tmp_path, case):
     for k in ("observations", "actions", "rewards", "next_observations"):
         np.testing.assert_array_equal(getattr(d, k).numpy(), clean[k].reshape(getattr(d, k).shape))
     np.testing.assert_array_equal(d.terminals.numpy(), clean["terminals"])
-    np.testing.assert_array_equal(d.timeouts.numpy(), clean["timeouts"])
+    # a row with both flags is a termination (D4RL's convention)
+    np.testing.assert_array_equal(d.timeouts.numpy(), clean["timeouts"].astype(bool) & ~clean["terminals"].astype(bool))
 
 
 def test_fuzz_metadata_json_in_npz(tmp_path):
@@ -427,3 +428,19 @@ def test_fuzz_metadata_json_in_npz(tmp_path):
         OfflineDataset.load(tmp_path / "m.npz")
     np.savez(tmp_path / "ok.npz", **a, metadata=np.array(json.dumps({"ref_min_score": 1, "ref_max_score": 3})))
     assert OfflineDataset.load(tmp_path / "ok.npz").normalized_score(2.0) == pytest.approx(50.0)
+
+
+def test_a_step_both_terminal_and_timeout_is_a_termination(tmp_path):
+    """gymnasium sets truncated and terminated together on a time limit's terminating step; D4RL's
+    files (and d3rlpy, which asserts it) never have both: the row is a termination."""
+    n = 6
+    obs = np.arange(n * 2, dtype=np.float32).reshape(n, 2)
+    terminals, timeouts = np.zeros(n, bool), np.zeros(n, bool)
+    terminals[2], timeouts[2], timeouts[5] = True, True, True
+    d = OfflineDataset(obs, np.zeros((n, 1), np.float32), np.ones(n, np.float32), terminals, timeouts, obs + 1)
+    assert d.timeouts.tolist() == [False, False, False, False, False, True] and d.terminals[2]
+    assert d.episode_lengths.tolist() == [3, 3]
+    import h5py
+
+    with h5py.File(d.save_d4rl(tmp_path / "both.hdf5"), "r") as f:
+        assert not (f["terminals"][()] & f["timeouts"][()]).any()

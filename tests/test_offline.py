@@ -214,23 +214,27 @@ def test_train_cli_trains_evaluates_and_resumes(tmp_path):
         main(BC, ["--env-id", "Hopper-v5", "--total-steps", "5", "--run-dir", str(tmp_path / "nodata"), "--no-progress"])
 
 
-@pytest.mark.parametrize("name", ["bc", "td3bc", "iql", "cql", "rebrac"])
-def test_every_offline_option_has_help_and_the_cli_lists_it(name, capsys):
+def undocumented_fields(config_class: type) -> set[str]:
+    """The config's fields without a docstring line under them (those become --help)."""
     import ast
     import inspect
 
+    documented = set()
+    for klass in config_class.__mro__:
+        if dataclasses.is_dataclass(klass):
+            body = ast.parse(inspect.getsource(klass)).body[0].body
+            documented |= {s.target.id for s, after in zip(body, body[1:]) if isinstance(s, ast.AnnAssign)
+                           and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)}
+    return {f.name for f in dataclasses.fields(config_class)} - documented
+
+
+@pytest.mark.parametrize("name", ["bc", "td3bc", "iql", "cql", "rebrac"])
+def test_every_offline_option_has_help_and_the_cli_lists_it(name, capsys):
     from algos import ALGORITHMS
     from algos.train import main
 
     cls = ALGORITHMS[name]
-    documented = set()
-    for klass in cls.config_class.__mro__:
-        if not dataclasses.is_dataclass(klass):
-            continue
-        body = ast.parse(inspect.getsource(klass)).body[0].body
-        documented |= {s.target.id for s, after in zip(body, body[1:]) if isinstance(s, ast.AnnAssign)
-                       and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)}
-    missing = {f.name for f in dataclasses.fields(cls.config_class)} - documented
+    missing = undocumented_fields(cls.config_class)
     assert not missing, f"{cls.config_class.__name__} fields without a one-line doc: {sorted(missing)}"
     with pytest.raises(SystemExit):
         main(cls, ["--help"])

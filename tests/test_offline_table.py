@@ -1,0 +1,61 @@
+"""The README's offline tables come from results/offline.jsonl through scripts/offline_table.py, and
+the commands it records are the training CLI's own."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("offline_table", ROOT / "scripts" / "offline_table.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["offline_table"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_tables_match_the_results_file():
+    ot = _script()
+    records = ot.load(ROOT / "results" / "offline.jsonl")
+    assert records and all({"table", "algo", "dataset", "weighting", "seed", "command", "commit", "final", "curve"} <= set(r)
+                           for r in records)
+    assert all(r["final"] == r["curve"][-1][1] for r in records)  # the final checkpoint's score, never the best
+    assert ot.readme_table((ROOT / "README.md").read_text()) == ot.render(records)
+
+
+def test_recorded_commands_parse_as_the_training_cli(tmp_path):
+    from algos import ALGORITHMS
+    from algos.train import parse
+
+    ot = _script()
+    for algo in ot.UPDATES:
+        cmd = ot.command_for(algo, "hopper-medium-replay-v5", "aw", 3, Path("datasets"), tmp_path / algo)
+        args = parse(ALGORITHMS[algo], shlex.split(shlex.join(cmd))[2:])
+        assert args.total_steps == ot.UPDATES[algo] and args.seed == 3 and args.algo.weighting == "aw"
+        assert args.env_id == "Hopper-v5" and args.eval_episodes == 10
+    rebrac = parse(ALGORITHMS["rebrac"], ot.command_for("rebrac", "hopper-medium-replay-v5", "uniform", 0, Path("d"), tmp_path)[2:])
+    assert (rebrac.algo.actor_bc_coef, rebrac.algo.critic_bc_coef) == (0.05, 0.5)  # CORL's for that dataset
+
+
+def test_render_averages_seeds_and_check_fails_on_drift(tmp_path):
+    ot = _script()
+    rows = [{"table": "mixed", "algo": "iql", "dataset": "hopper-random-expert-0.05-v5", "weighting": "aw", "seed": s,
+             "command": "c", "commit": "x", "final": f, "curve": [[5000, f]]} for s, f in ((0, 40.0), (1, 60.0))]
+    results = tmp_path / "r.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = ot.render(ot.load(results))
+    assert "| IQL (5,000), AW | 50.0 (n=2) |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"x\n{ot.MARKER}\n{table}\n{ot.MARKER}\n")
+    ot.main(ot.Render(results=results, check=readme))
+    readme.write_text(f"x\n{ot.MARKER}\n{table.replace('50.0', '51.0')}\n{ot.MARKER}\n")
+    with pytest.raises(SystemExit, match="differ"):
+        ot.main(ot.Render(results=results, check=readme))
