@@ -38,10 +38,18 @@ RESULTS = ROOT / "results" / "offline.jsonl"
 MARKER = "<!-- results:offline -->"
 STANDARD = [f"{env}-{level}-v5" for env in ("hopper", "walker2d") for level in ("medium", "medium-replay", "medium-expert")]
 MIXED = [f"{env}-{level}-v5" for env in ("hopper", "walker2d") for level in ("random-expert-0.05", "random-medium-0.05")]
-TABLES = {"standard": (("bc", "td3bc", "iql", "cql", "rebrac"), STANDARD, ("uniform",)),
+TABLES = {"standard": (("bc", "td3bc", "iql", "cql", "rebrac", "diffusion_ql", "edp", "consistency_ac", "fql"), STANDARD, ("uniform",)),
           "mixed": (("iql", "td3bc", "cql"), MIXED, ("uniform", "aw", "rw"))}
 # Gradient updates per run on this 2-core CPU (CORL runs 1M): each algorithm's at about 1-2.5 minutes.
-UPDATES = {"bc": 10_000, "td3bc": 5_000, "iql": 5_000, "rebrac": 2_000, "cql": 600}
+UPDATES = {"bc": 10_000, "td3bc": 5_000, "iql": 5_000, "rebrac": 2_000, "cql": 600, "diffusion_ql": 5_000, "edp": 5_000,
+           "consistency_ac": 5_000, "fql": 5_000}
+# Settings that differ from an algorithm's defaults in these tables: FQL at the others' 3x256 (its
+# default 4x512 GELU runs at a fifth of the speed here), with its Q term normalised by mean |Q| so
+# that its alpha of 10 is scale-free (unnormalised, alpha is tuned per env: FQL's README)
+EXTRA = {"fql": ["--algo.actor-hidden", "256", "256", "256", "--algo.critic-hidden", "256", "256", "256", "--algo.normalize-q"]}
+# updates/s measured here (bench_offline.py, bench_generative.py): the order runs start in, longest first
+RATES = {"bc": 270, "td3bc": 100, "iql": 70, "rebrac": 20, "cql": 3.6, "diffusion_ql": 15, "edp": 27, "consistency_ac": 30,
+         "fql": 18}
 # ReBRAC's per-dataset (actor_bc_coef, critic_bc_coef), CORL's for Gym-MuJoCo v2 (algos/rebrac.py)
 REBRAC_COEFS = {"hopper-medium": (0.01, 0.01), "hopper-medium-replay": (0.05, 0.5), "hopper-medium-expert": (0.1, 0.01),
                 "walker2d-medium": (0.05, 0.1), "walker2d-medium-replay": (0.05, 0.01), "walker2d-medium-expert": (0.01, 0.01)}
@@ -49,7 +57,8 @@ REBRAC_COEFS = {"hopper-medium": (0.01, 0.01), "hopper-medium-replay": (0.05, 0.
 CORL = {"bc": (53.51, 29.81, 52.30, 63.23, 21.80, 98.96), "td3bc": (60.37, 64.42, 101.17, 82.71, 85.62, 110.03),
         "iql": (67.53, 97.43, 107.42, 80.91, 82.15, 111.72), "cql": (59.08, 95.11, 99.26, 80.75, 73.09, 109.56),
         "rebrac": (102.29, 94.98, 109.45, 85.82, 84.25, 111.86)}
-NAMES = {"bc": "BC", "td3bc": "TD3+BC", "iql": "IQL", "cql": "CQL", "rebrac": "ReBRAC", "d3rlpy-iql": "d3rlpy IQL"}
+NAMES = {"bc": "BC", "td3bc": "TD3+BC", "iql": "IQL", "cql": "CQL", "rebrac": "ReBRAC", "d3rlpy-iql": "d3rlpy IQL",
+         "diffusion_ql": "Diffusion-QL", "edp": "EDP", "consistency_ac": "Consistency-AC", "fql": "FQL"}
 EVAL_EPISODES, EVAL_SEED_OFFSET = 10, 10_000
 
 # d3rlpy's IQL (CORL's settings: 256x256, batch 256, expectile 0.7, beta 3, return-based reward
@@ -140,7 +149,7 @@ def command_for(algo: str, dataset: str, weighting: str, seed: int, dataset_dir:
     coefs = REBRAC_COEFS.get(dataset.removesuffix("-v5"))
     if algo == "rebrac" and coefs is not None:
         cmd += ["--algo.actor-bc-coef", str(coefs[0]), "--algo.critic-bc-coef", str(coefs[1])]
-    return cmd
+    return cmd + EXTRA.get(algo, [])
 
 
 def eval_curve(run_dir: Path) -> list[list[float]]:
@@ -172,7 +181,7 @@ def run(args: Run) -> None:
             for dataset in (d for d in datasets if args.datasets is None or d in args.datasets):
                 for weighting in weightings:
                     cells += [(table, algo, dataset, weighting, seed) for seed in args.seeds]
-    cells.sort(key=lambda c: -UPDATES[c[1]] / {"bc": 270, "td3bc": 100, "iql": 70, "rebrac": 20, "cql": 3.6}[c[1]])  # longest first
+    cells.sort(key=lambda c: -UPDATES[c[1]] / RATES[c[1]])
 
     def one(cell: tuple) -> None:
         table, algo, dataset, weighting, seed = cell
@@ -243,7 +252,7 @@ def render(records: list[dict]) -> str:
     with CORL's D4RL v2 numbers beside them, and mixed datasets by algorithm and weighting."""
     short = [d.removesuffix("-v5") for d in STANDARD]
     lines = ["| algorithm (updates) | " + " | ".join(short) + " | mean |", "|---|" + "---:|" * (len(short) + 1)]
-    for algo in ("bc", "td3bc", "iql", "d3rlpy-iql", "cql", "rebrac"):
+    for algo in ("bc", "td3bc", "iql", "d3rlpy-iql", "cql", "rebrac", "diffusion_ql", "edp", "consistency_ac", "fql"):
         cells = [[r for r in records if r["table"] == "standard" and r["algo"] == algo and r["dataset"] == d] for d in STANDARD]
         if not any(cells):
             continue
