@@ -18,8 +18,10 @@ Defaults are the authors' (``Consistency_QL``'s in ``agents/ql_consistency.py``:
 norm clipped at 1, eta 1, EMA 0.995 every 5 updates from update 1000, no lr decay; 2 sampling
 steps as most locomotion entries of ``offline.py``). Differences: the curriculum runs once over
 the whole run (the authors' code computes N from the update's index within each ``train`` call,
-so it restarts every epoch); their
-``100 / (sigma_{n+1} - sigma_n)`` loss scaling (on for medium-expert only) is not offered; the
+so it restarts every epoch); their ``100 / (sigma_{n+1} - sigma_n)`` loss scaling is
+``scale_consistency_loss`` (off by default; their code turns it on for medium-expert only, and
+uses eta 0.1 on hopper-medium, hopper-medium-replay and walker2d-medium-replay: without either
+the Q term, about 1, outweighs a consistency loss of about 0.001 and the critic diverges); the
 network sees EDM's scaled input and ``ln(sigma) / 4`` (see :class:`ConsistencyPolicy`); acting takes
 one sample (their evaluation draws among 50 candidates by softmax(Q): ``act_candidates=50``).
 The actor loss is not compiled: ``N`` changes with the curriculum, and each value would compile anew.
@@ -54,6 +56,8 @@ class ConsistencyBCConfig(EMAConfig, GenerativeOfflineConfig):
     """distance of the consistency loss: l2 (Ding & Jin) or pseudo_huber (improved CT)"""
     grad_norm: float = 1.0
     """clip the gradient norms at this (0: off; Ding & Jin: 1)"""
+    scale_consistency_loss: bool = False
+    """weight the consistency loss by 100 / (sigma_{n+1} - sigma_n), as Ding & Jin's code on the medium-expert datasets"""
     time_dim: int = 16
     """width of the network's sinusoidal noise-level embedding"""
 
@@ -109,7 +113,7 @@ class ConsistencyBC(GenerativeOfflineAlgorithm):
     def consistency_loss(self, batch: dict[str, torch.Tensor], progress: float) -> torch.Tensor:
         """L_CT against the EMA copy, at the curriculum's N."""
         return self.policy.bc_loss(batch["obs"], batch["actions"], target=self.policy_ema,
-                                   num_scales=self.num_scales_at(progress))
+                                   num_scales=self.num_scales_at(progress), scale_by_gap=self.config.scale_consistency_loss)
 
     def actor_loss(self, batch: dict[str, torch.Tensor], progress: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_CT alone (Consistency-BC)."""

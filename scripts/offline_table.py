@@ -47,6 +47,11 @@ UPDATES = {"bc": 10_000, "td3bc": 5_000, "iql": 5_000, "rebrac": 2_000, "cql": 6
 # default 4x512 GELU runs at a fifth of the speed here), with its Q term normalised by mean |Q| so
 # that its alpha of 10 is scale-free (unnormalised, alpha is tuned per env: FQL's README)
 EXTRA = {"fql": ["--algo.actor-hidden", "256", "256", "256", "--algo.critic-hidden", "256", "256", "256", "--algo.normalize-q"]}
+# Consistency-AC's per-dataset settings from Ding & Jin's offline.py: eta 0.1 on three datasets, the
+# 100 / delta-sigma loss scaling on the medium-expert ones
+CONSISTENCY_AC = {"hopper-medium": ["--algo.eta", "0.1"], "hopper-medium-replay": ["--algo.eta", "0.1"],
+                  "walker2d-medium-replay": ["--algo.eta", "0.1"], "hopper-medium-expert": ["--algo.scale-consistency-loss"],
+                  "walker2d-medium-expert": ["--algo.scale-consistency-loss"]}
 # updates/s measured here (bench_offline.py, bench_generative.py): the order runs start in, longest first
 RATES = {"bc": 270, "td3bc": 100, "iql": 70, "rebrac": 20, "cql": 3.6, "diffusion_ql": 15, "edp": 27, "consistency_ac": 30,
          "fql": 18}
@@ -149,6 +154,8 @@ def command_for(algo: str, dataset: str, weighting: str, seed: int, dataset_dir:
     coefs = REBRAC_COEFS.get(dataset.removesuffix("-v5"))
     if algo == "rebrac" and coefs is not None:
         cmd += ["--algo.actor-bc-coef", str(coefs[0]), "--algo.critic-bc-coef", str(coefs[1])]
+    if algo == "consistency_ac":
+        cmd += CONSISTENCY_AC.get(dataset.removesuffix("-v5"), [])
     return cmd + EXTRA.get(algo, [])
 
 

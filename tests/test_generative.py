@@ -326,3 +326,12 @@ def test_cfm_loss_per_sample():
     assert next(policy.net.parameters()).grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"tau must be \[B, N\]"):
         policy.cfm_loss_per_sample(obs, acts, tau, eps[:, :3])
+
+
+def test_consistency_loss_scaling_weights_by_the_gap():
+    """Ding & Jin's 100 / (sigma_{n+1} - sigma_n): with N = 2 there is one gap, sigma_max - sigma_min."""
+    policy = ConsistencyPolicy(3, 2, hidden=(16,), num_scales=2)
+    obs, actions = torch.randn(8, 3), torch.rand(8, 2) * 2 - 1
+    plain = policy.bc_loss(obs, actions, num_scales=2, generator=torch.Generator().manual_seed(0))
+    scaled = policy.bc_loss(obs, actions, num_scales=2, generator=torch.Generator().manual_seed(0), scale_by_gap=True)
+    torch.testing.assert_close(scaled, plain * 100.0 / (80.0 - 0.002))

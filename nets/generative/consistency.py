@@ -86,7 +86,7 @@ class ConsistencyPolicy(GenerativePolicy):
         return karras_sigmas(num_scales or self.num_scales, self.sigma_min, self.sigma_max, self.rho)
 
     def bc_loss(self, obs: Tensor, actions: Tensor, target: nn.Module | None = None, num_scales: int | None = None,
-                generator: torch.Generator | None = None) -> Tensor:
+                generator: torch.Generator | None = None, scale_by_gap: bool = False) -> Tensor:
         """Consistency training: ``d(f_theta(a + sigma_{n+1} z, sigma_{n+1}), f_target(a + sigma_n z, sigma_n))`` with
         ``n ~ U{0..N-2}`` and one ``z`` for both (Song et al. 2023, algorithm 3; Ding & Jin 2024, eq. 6).
 
@@ -95,6 +95,8 @@ class ConsistencyPolicy(GenerativePolicy):
         gradient (improved CT). ``num_scales``: the curriculum's current ``N`` (see
         :func:`nets.generative.consistency_num_scales`), at most the constructor's. ``d`` is the
         squared error averaged over action dims, or iCT's pseudo-Huber with ``c = 0.00054 sqrt(d)``.
+        ``scale_by_gap`` weights each sample by ``100 / (sigma_{n+1} - sigma_n)``, Ding & Jin's code's
+        form of the paper's loss scaling lambda(sigma_n, sigma_{n+1}).
         """
         N = self.num_scales if num_scales is None else int(num_scales)
         if not 2 <= N <= self.num_scales:
@@ -109,9 +111,13 @@ class ConsistencyPolicy(GenerativePolicy):
             tgt = (self if target is None else target).denoise(obs, actions + s_lo[:, None] * z, s_lo)
         diff = pred - tgt
         if self.loss == "l2":
-            return diff.square().mean()
-        c = 0.00054 * math.sqrt(self.act_dim)
-        return ((diff.square().sum(-1) + c * c).sqrt() - c).mean()
+            per_sample = diff.square().mean(-1)
+        else:
+            c = 0.00054 * math.sqrt(self.act_dim)
+            per_sample = (diff.square().sum(-1) + c * c).sqrt() - c
+        if scale_by_gap:
+            per_sample = per_sample * (100.0 / (s_hi - s_lo))
+        return per_sample.mean()
 
     def sample_sigmas(self, steps: int) -> list[float]:
         """The descending noise levels of ``steps``-step sampling."""
