@@ -31,7 +31,7 @@ from algos import (
 from algos.edp import action_approximation
 from algos.generative import normalized_q_loss, select_candidates
 from nets.generative import DiffusionPolicy
-from test_offline import bandit, best_action, trajectories, undocumented_fields  # the offline family's toy data and doc check
+from test_offline import assert_exact_resume, bandit, best_action, trajectories, undocumented_fields  # the offline family's toy data and doc check
 
 TINY = dict(actor_hidden=(64, 64), critic_hidden=(64, 64), reward_convention="none")
 EMA_NOW = dict(ema_start=0, ema_every=1)  # runs of hundreds of updates: the EMA copy must move from the start
@@ -147,22 +147,13 @@ RESUME_IDS = ["diffusion_bc", "diffusion_ql", "edp_td3", "edp_iql", "consistency
 @pytest.mark.parametrize("cls, config", RESUMABLE, ids=RESUME_IDS)
 def test_exact_resume_including_the_sampler(tmp_path, cls, config):
     data = trajectories()
-    straight = cls(data, config).learn(40, progress=False)
-    first = cls(data, config).learn(40, progress=False, log_every=1, callback=lambda a, r: a.global_step < 20)
-    assert first.global_step == 20
-    first.save(tmp_path / "a.pt")
-    resumed = cls.load(tmp_path / "a.pt", dataset=data).learn(40, progress=False)
-    for name, module in straight.modules().items():
-        for (k, p), q in zip(module.state_dict().items(), resumed.modules()[name].state_dict().values()):
-            assert torch.equal(p, q), (name, k)
-    assert resumed.global_step == 40
-    assert torch.equal(straight.sampler.sample_indices(64), resumed.sampler.sample_indices(64))
-    loaded = cls.load(tmp_path / "a.pt")  # without the dataset: acts on raw observations
+    resumed = assert_exact_resume(cls, data, config, tmp_path / "a.pt")
+    loaded = cls.load(resumed.save(tmp_path / "b.pt"))  # without the dataset: acts on raw observations
     obs = data.observations[:4].numpy()
     torch.manual_seed(0)
     a = loaded.act(obs, deterministic=True)
     torch.manual_seed(0)
-    np.testing.assert_array_equal(a, first.act(obs, deterministic=True))
+    np.testing.assert_array_equal(a, resumed.act(obs, deterministic=True))
 
 
 @pytest.mark.parametrize("cls", [DiffusionBC, DiffusionQL, EDP, ConsistencyBC, ConsistencyAC, FQL])

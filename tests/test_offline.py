@@ -105,21 +105,26 @@ def trajectories(seed: int = 0, obs_dim: int = 11, act_dim: int = 3) -> OfflineD
                           terminals, timeouts, np.roll(obs, -1, 0), metadata={"ref_min_score": 0.0, "ref_max_score": 100.0})
 
 
-@pytest.mark.parametrize("cls, config_cls", [(BC, BCConfig), (TD3BC, TD3BCConfig), (IQL, IQLConfig)])
-def test_exact_resume_including_the_sampler(tmp_path, cls, config_cls):
-    data = trajectories()
-    config = config_cls(weighting="rw", batch_size=32)
+def assert_exact_resume(cls, data, config, path):
+    """A 40-update run stopped at update 20, saved to ``path`` and resumed equals the straight run:
+    every module bit for bit and the sampler's next draws. Returns the resumed agent."""
     straight = cls(data, config).learn(40, progress=False)
     # stopped at update 20 of a 40-update run (schedules see the same progress as the straight run)
     first = cls(data, config).learn(40, progress=False, log_every=1, callback=lambda a, r: a.global_step < 20)
     assert first.global_step == 20
-    first.save(tmp_path / "a.pt")
-    resumed = cls.load(tmp_path / "a.pt", dataset=data).learn(40, progress=False)
+    first.save(path)
+    resumed = cls.load(path, dataset=data).learn(40, progress=False)
     for name, module in straight.modules().items():
         for (k, p), q in zip(module.state_dict().items(), resumed.modules()[name].state_dict().values()):
             assert torch.equal(p, q), (name, k)
     assert resumed.global_step == 40
     assert torch.equal(straight.sampler.sample_indices(64), resumed.sampler.sample_indices(64))
+    return resumed
+
+
+@pytest.mark.parametrize("cls, config_cls", [(BC, BCConfig), (TD3BC, TD3BCConfig), (IQL, IQLConfig)])
+def test_exact_resume_including_the_sampler(tmp_path, cls, config_cls):
+    assert_exact_resume(cls, trajectories(), config_cls(weighting="rw", batch_size=32), tmp_path / "a.pt")
 
 
 def test_load_without_the_dataset_acts_on_raw_observations(tmp_path):
