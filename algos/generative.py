@@ -188,7 +188,7 @@ class GenerativeOfflineAlgorithm(OfflineAlgorithm):
         q = self.candidate_q(norm, candidates).view(obs.shape[0], n)
         pick = select_candidates(q, 0.0 if deterministic else self.config.act_temperature)
         action = candidates.view(obs.shape[0], n, -1)[torch.arange(obs.shape[0], device=obs.device), pick]
-        return self._low + (action + 1.0) * self._half_range
+        return self.to_env_bounds(action)
 
     @property
     def evaluate_deterministic(self) -> bool:

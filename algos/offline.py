@@ -232,7 +232,10 @@ class OfflineAlgorithm(Algorithm):
 
     @torch.no_grad()
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        action = self.policy.act(self.obs_normalizer(obs), deterministic=deterministic).clamp(-1.0, 1.0)
+        return self.to_env_bounds(self.policy.act(self.obs_normalizer(obs), deterministic=deterministic).clamp(-1.0, 1.0))
+
+    def to_env_bounds(self, action: torch.Tensor) -> torch.Tensor:
+        """Actions in [-1, 1] mapped to the action space's ``[low, high]``."""
         return self._low + (action + 1.0) * self._half_range
 
     # --- offline-to-online ----------------------------------------------------------------------
@@ -246,7 +249,7 @@ class OfflineAlgorithm(Algorithm):
 
     @torch.no_grad()
     def _explore_env(self, obs: torch.Tensor) -> torch.Tensor:
-        return self._low + (self.explore(self.obs_normalizer(obs)) + 1.0) * self._half_range
+        return self.to_env_bounds(self.explore(self.obs_normalizer(obs)))
 
     def go_online(self, env: gym.vector.VectorEnv) -> "OfflineAlgorithm":
         """Continue training online on ``env`` (offline-to-online fine-tuning, as CORL's and ReBRAC's).

@@ -19,8 +19,6 @@ episodes. ``render`` writes the tables that sit between ``<!-- results:offline -
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -165,14 +163,6 @@ def eval_curve(run_dir: Path) -> list[list[float]]:
     return [[r["step"], round(r["eval/normalized_score"], 2)] for r in rows if "eval/normalized_score" in r]
 
 
-def _provenance() -> tuple[str, str]:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "algos", "nets", "buffers", "vecenvs", "scripts"],
-                                cwd=ROOT, capture_output=True, text=True).stdout.strip())
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
-    return commit + ("-dirty" if dirty else ""), machine
-
-
 def _append(out: Path, record: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:  # one write per line: parallel runs never interleave a record
@@ -180,7 +170,7 @@ def _append(out: Path, record: dict) -> None:
 
 
 def run(args: Run) -> None:
-    commit, machine = _provenance()
+    commit, machine = results_table.provenance(short=True)
     cells = []
     for table in args.tables:
         algos, datasets, weightings = TABLES[table]
@@ -194,13 +184,13 @@ def run(args: Run) -> None:
         table, algo, dataset, weighting, seed = cell
         run_dir = args.runs_root / algo / dataset / f"{weighting}-seed{seed}"
         cmd = command_for(algo, dataset, weighting, seed, args.dataset_dir, run_dir)
-        done = (ROOT / run_dir / "metrics.jsonl").is_file() and eval_curve(ROOT / run_dir)[-1:] and \
-            eval_curve(ROOT / run_dir)[-1][0] >= UPDATES[algo]
+        curve = eval_curve(ROOT / run_dir) if (ROOT / run_dir / "metrics.jsonl").is_file() else []
+        done = bool(curve) and curve[-1][0] >= UPDATES[algo]  # finished earlier: recorded, not retrained
         t0 = time.perf_counter()
         if not done:
             print("$", shlex.join(cmd), flush=True)
             subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-        curve = eval_curve(ROOT / run_dir)
+            curve = eval_curve(ROOT / run_dir)
         record = {"table": table, "algo": algo, "dataset": dataset, "weighting": weighting, "seed": seed,
                   "updates": UPDATES[algo], "command": shlex.join(cmd), "commit": commit, "machine": machine,
                   "seconds": round(time.perf_counter() - t0, 1) if not done else None, "curve": curve, "final": curve[-1][1]}
@@ -215,7 +205,7 @@ def reference(args: Reference) -> None:
     sys.path.insert(0, str(ROOT))
     from buffers import OfflineDataset
 
-    commit, machine = _provenance()
+    commit, machine = results_table.provenance(short=True)
 
     def one(cell: tuple) -> None:
         dataset, seed = cell

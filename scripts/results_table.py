@@ -92,11 +92,18 @@ def _last_time(run_dir: Path) -> float:
     return json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["time"]
 
 
-def run(args: Run) -> None:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+def provenance(short: bool = False) -> tuple[str, str]:
+    """The commit a run is recorded against (``-dirty`` when the library's code has uncommitted changes) and the machine."""
+    commit = subprocess.run(["git", "rev-parse", *(["--short"] if short else []), "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
     dirty = bool(subprocess.run(["git", "status", "--porcelain", "algos", "nets", "buffers", "vecenvs", "scripts"],
                                 cwd=ROOT, capture_output=True, text=True).stdout.strip())
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
+    return commit + ("-dirty" if dirty else ""), machine
+
+
+def run(args: Run) -> None:
+    commit, machine = provenance()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for algo in args.algos:
         for env_id in args.envs:
@@ -114,7 +121,7 @@ def run(args: Run) -> None:
                     curve = eval_curve(ROOT / run_dir)
                 record = {
                     "algo": algo, "env_id": env_id, "seed": seed, "command": shlex.join(cmd),
-                    "commit": commit + ("-dirty" if dirty else ""), "machine": machine, "seconds": round(seconds, 1),
+                    "commit": commit, "machine": machine, "seconds": round(seconds, 1),
                     "curve": curve, "final": curve[-1][1], "peak": max(r for s, r in curve if s > 0),
                 }
                 with args.out.open("a") as f:
