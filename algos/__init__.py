@@ -11,6 +11,9 @@ from algos.consistency import ConsistencyAC, ConsistencyACConfig, ConsistencyBC,
 from algos.cql import CQL, CQLConfig
 from algos.diffusion_bc import DiffusionBC, DiffusionBCConfig
 from algos.diffusion_ql import DiffusionQL, DiffusionQLConfig
+from algos.dppo import DPPO, DPPOConfig
+from algos.dsrl import DSRL, DSRLConfig
+from algos.fpo import FPO, FPOConfig
 from algos.edp import EDP, EDPConfig
 from algos.fql import FQL, FQLConfig
 from algos.iql import IQL, IQLConfig
@@ -27,7 +30,7 @@ from algos.trpo import TRPO, TRPOConfig
 
 ALGORITHMS = {"ppo": PPO, "spo": SPO, "trpo": TRPO, "sac": SAC, "td3": TD3, "bc": BC, "td3bc": TD3BC, "iql": IQL, "cql": CQL,
               "rebrac": ReBRAC, "diffusion_bc": DiffusionBC, "diffusion_ql": DiffusionQL, "edp": EDP,
-              "consistency_bc": ConsistencyBC, "consistency_ac": ConsistencyAC, "fql": FQL}  # keys: the scripts' names
+              "consistency_bc": ConsistencyBC, "consistency_ac": ConsistencyAC, "fql": FQL, "dppo": DPPO, "fpo": FPO, "dsrl": DSRL}  # keys: the scripts' names
 
 __all__ = [
     "ALGORITHMS",
@@ -43,10 +46,16 @@ __all__ = [
     "DiffusionBCConfig",
     "DiffusionQL",
     "DiffusionQLConfig",
+    "DPPO",
+    "DPPOConfig",
+    "DSRL",
+    "DSRLConfig",
     "EDP",
     "EDPConfig",
     "FQL",
     "FQLConfig",
+    "FPO",
+    "FPOConfig",
     "IQL",
     "IQLConfig",
     "OfflineAlgorithm",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -83,3 +83,53 @@ def check_spaces(agent_obs: gym.Space, agent_act: gym.Space, env: Any, agent_nam
                 f"{agent_name} was trained on {name} space {mine} (shape {space_shape(mine)}), but the env "
                 f"({env_name}) has {theirs} (shape {space_shape(theirs)}): use an env with the same spaces as the training env"
             )
+
+
+class PretrainedPolicy(NamedTuple):
+    """The policy of an offline checkpoint, to fine-tune or steer online: the module with its weights,
+    the dataset normaliser's state (``mean``, ``std``) its inputs were normalised with, and the spaces it
+    was trained on (its ``[-1, 1]`` actions map to ``action_space``'s bounds)."""
+
+    policy: torch.nn.Module
+    obs_normalizer: dict[str, torch.Tensor]
+    observation_space: gym.Space
+    action_space: gym.Space
+    source: str
+
+
+def load_pretrained_policy(path: str | os.PathLike, user: str, expected: type, advice: str) -> PretrainedPolicy:
+    """The ``policy`` module of an offline checkpoint, which must be an ``expected`` with an ``obs_normalizer``.
+
+    ``user`` names who loads it (for messages), ``advice`` says which checkpoint to pass. ``FileNotFoundError``
+    when there is no file; ``ValueError`` naming what the checkpoint holds otherwise."""
+    from nets.spec import build_module  # nets.spec imports nothing of algos; local to keep this module light
+
+    try:
+        state = load_checkpoint(path, map_location="cpu")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{user}'s pretrained checkpoint {path} does not exist; pass {advice}") from None
+    source = f"{path} ({state['algo']} checkpoint)"
+    spec, modules = state.get("policy_spec"), state.get("modules", {})
+    policy = build_module(spec) if spec is not None else None
+    if not isinstance(policy, expected):
+        raise ValueError(f"{user}'s pretrained {source} has a {state.get('policy_class')} policy; expected a "
+                         f"{expected.__module__}.{expected.__qualname__}: pass {advice}")
+    if modules.get("obs_normalizer") is None:
+        raise ValueError(f"{user}'s pretrained {source} has no 'obs_normalizer' module; expected an offline checkpoint "
+                         "(its policy sees observations normalised by the dataset's statistics): pass " + advice)
+    policy.load_state_dict(modules["policy"])
+    return PretrainedPolicy(policy, modules["obs_normalizer"], space_from_description(state["observation_space"]),
+                            space_from_description(state["action_space"]), source)
+
+
+def check_pretrained_fits(source: str, trained_obs: gym.Space, trained_act: gym.Space, env_obs: gym.Space,
+                          env_act: gym.Space, advice: str) -> None:
+    """A pretrained policy acts on the env only with the same observation shape and the same action shape and
+    bounds: its ``[-1, 1]`` actions are mapped to the bounds, so other bounds would misread them."""
+    same_obs = tuple(trained_obs.shape) == tuple(env_obs.shape)
+    same_act = (isinstance(trained_act, gym.spaces.Box) and isinstance(env_act, gym.spaces.Box)
+                and tuple(trained_act.shape) == tuple(env_act.shape)
+                and bool(np.allclose(trained_act.low, env_act.low) and np.allclose(trained_act.high, env_act.high)))
+    if not (same_obs and same_act):
+        raise ValueError(f"{source} was trained on observations {trained_obs} and actions {trained_act}, but the env has "
+                         f"{env_obs} and {env_act}; {advice}")

@@ -78,17 +78,14 @@ class OnPolicyAlgorithm(Algorithm):
     config: OnPolicyConfig
     iteration_name = "rollouts of num_steps * num_envs ="
     default_num_envs = 8
+    _pretrained_obs_norm: dict[str, torch.Tensor] | None = None  # set by a default_policy() that loads a pretrained one
     num_envs_help = "a rollout batch holds algo.num_steps * num_envs transitions"
 
     def __init__(self, env: gym.vector.VectorEnv, config: OnPolicyConfig | None = None, policy: StochasticPolicy | None = None) -> None:
         super().__init__(config, getattr(env, "device", "cpu"), env.single_observation_space, env.single_action_space)
         cfg = self.config
         box = isinstance(self.action_space, gym.spaces.Box)
-        self.policy = (policy if policy is not None else make_policy(
-            self.observation_space, self.action_space, hidden=cfg.actor_hidden, activation=cfg.activation,
-            **({"log_std_init": cfg.log_std_init, "state_dependent_std": cfg.state_dependent_std,
-                "use_sde": cfg.use_sde, "sde_sample_freq": cfg.sde_sample_freq} if box else {"use_sde": cfg.use_sde}),
-        )).to(self.device)
+        self.policy = (policy if policy is not None else self.default_policy()).to(self.device)
         obs_dim = int(self.observation_space.shape[0])
         self.critic = ValueCritic(obs_dim, hidden=cfg.critic_hidden, activation=cfg.activation).to(self.device)
         self.obs_rms = RunningMeanStd(self.observation_space.shape, device=self.device) if cfg.normalize_obs else None
@@ -107,6 +104,35 @@ class OnPolicyAlgorithm(Algorithm):
         stateless = type(self.policy).explore is DistributionPolicy.explore
         self._explore = self.compiled(self._explore_and_value) if stateless else self._explore_and_value
         self._setup()
+        if getattr(cfg, "pretrained", None) is not None:  # DPPO, FPO: fine-tuning keeps the pretrained policy's inputs
+            self.freeze_obs_normalization(self._pretrained_obs_norm)
+
+    def default_policy(self) -> StochasticPolicy:
+        """The policy built when none is passed: Gaussian or categorical from the config (DPPO, FPO: generative)."""
+        cfg = self.config
+        box = isinstance(self.action_space, gym.spaces.Box)
+        return make_policy(
+            self.observation_space, self.action_space, hidden=cfg.actor_hidden, activation=cfg.activation,
+            **({"log_std_init": cfg.log_std_init, "state_dependent_std": cfg.state_dependent_std,
+                "use_sde": cfg.use_sde, "sde_sample_freq": cfg.sde_sample_freq} if box else {"use_sde": cfg.use_sde}),
+        )
+
+    def freeze_obs_normalization(self, normalizer: dict[str, torch.Tensor] | None = None) -> None:
+        """Normalise observations with fixed statistics from now on: ``normalizer``'s ``mean`` and ``std`` (a
+        pretrained offline policy's dataset statistics, as DPPO's env wrapper uses), or the current ones when None
+        (a loaded agent's, restored from its checkpoint)."""
+        if self.obs_rms is None:
+            raise ValueError("freeze_obs_normalization needs normalize_obs=True: there is no observation normaliser")
+        if normalizer is not None:
+            mean, std = normalizer["mean"].to(self.device).double(), normalizer["std"].to(self.device).double()
+            # RunningMeanStd divides by sqrt(var + 1e-8): this var reproduces (obs - mean) / std
+            self.obs_rms.load_state_dict({"mean": mean, "var": (std.square() - 1e-8).clamp(min=0.0),
+                                          "count": torch.tensor(1e12, dtype=torch.float64, device=self.device)})
+        env = self.env
+        while isinstance(env, TorchVecEnvWrapper):
+            if isinstance(env, NormalizeObservation):
+                env.freeze()
+            env = env.env
 
     # --- to implement -------------------------------------------------------------------
     def _setup(self) -> None:

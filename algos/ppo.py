@@ -111,7 +111,7 @@ class PPO(OnPolicyAlgorithm):
             progress = min(self.global_step / cfg.anneal_lr_steps, 1.0)
         lr = cfg.learning_rate * (1.0 - progress) if cfg.anneal_lr else cfg.learning_rate
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # a group's lr_scale: DPPO's critic learns 10x faster
         sums: dict[str, torch.Tensor] = {}
         count = 0
         for _ in range(cfg.update_epochs):

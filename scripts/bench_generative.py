@@ -1,6 +1,6 @@
 """Generative policies' speed, in one run: action-sampling latency and offline training updates/s.
 
-Two tables, each compared side by side in the same run (CPU by default, one torch thread):
+Three tables, the first two compared side by side in the same run (CPU by default, one torch thread):
 
 1. ``latency``: milliseconds per sampling call at batch 1 and 4,096, HalfCheetah-sized (obs 17,
    actions 6), every network a 3x256 Mish MLP: the Gaussian (``GaussianActor.act``); diffusion
@@ -19,7 +19,10 @@ Run time is mostly compilation: torch.compile unrolls the sampling loop, and a 1
 took ~130 s per cell to compile on the project's 2-core CPU under load (4 such cells: DDPM and
 DDIM at K = 100, two batch sizes); inductor's on-disk cache makes a second run compile faster.
 
-No scores: those come from training runs (``scripts/train_*.py``), not from this script.
+3. ``scores``: the generative table of ``results/offline.jsonl`` (final normalized scores of the
+   generative methods beside BC, TD3+BC and IQL rerun on the same dataset files, with and without
+   candidate resampling), printed from the file: those are training runs
+   (``scripts/offline_table.py run --tables generative``), minutes each, not timed here.
 
     python scripts/bench_generative.py                    # both tables, full size
     python scripts/bench_generative.py --quick            # smoke run, tiny sizes: checks the script, measures nothing
@@ -391,7 +394,25 @@ def section_updates(quick: bool, ks: tuple[int, ...], hidden: tuple[int, ...], b
 
 
 # --- main -----------------------------------------------------------------------------------------------
-SECTIONS = ("latency", "updates")
+def section_scores(results: Path) -> None:
+    """The generative table of the offline results: final normalized scores beside BC, TD3+BC and IQL on the same files."""
+    import offline_table
+
+    print(f"\n## scores: final normalized scores from {results.relative_to(ROOT) if results.is_relative_to(ROOT) else results}")
+    print("(training runs, not timed here: `python scripts/offline_table.py run --tables generative`, then `resample`)")
+    if not results.is_file():
+        print(f"no results file at {results}")
+        return
+    records = offline_table.load(results)
+    rows = [(a, 1) for a in offline_table.TABLES["generative"][0]]
+    rows += [(a, offline_table.RESAMPLE["candidates"]) for a in offline_table.RESAMPLE["algos"]]
+    if not any(r["table"] == "generative" for r in records):
+        print("no generative runs recorded yet")
+        return
+    print("\n".join(offline_table.score_table(records, "generative", rows, corl=False)))
+
+
+SECTIONS = ("latency", "updates", "scores")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -410,6 +431,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cell-seconds", type=float, default=0.5, help="latency: about this many seconds of timed calls per cell")
     p.add_argument("--update-seconds", type=float, default=10.0, help="updates/s: about this many seconds of timed updates per row")
     p.add_argument("--update-ks", type=int, nargs="+", default=list(UPDATE_KS), help="updates/s: the K of Diffusion-QL and EDP")
+    p.add_argument("--results", default=str(ROOT / "results" / "offline.jsonl"), help="scores: the offline results file")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = p.parse_args(argv)
@@ -437,6 +459,8 @@ def main(argv: list[str] | None = None) -> None:
     if "updates" in args.only:
         section_updates(args.quick, tuple(sorted(set(args.update_ks))), hidden, 32 if args.quick else 256, update_seconds,
                         transitions, device)
+    if "scores" in args.only:
+        section_scores(Path(args.results))
     print(f"\n{time.perf_counter() - t0:.0f} s in all; {load()} at the end")
 
 

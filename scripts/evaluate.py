@@ -8,7 +8,9 @@ and reset with ``SEED``; each copy runs exactly one episode to its end (terminat
 truncation) with the policy's deterministic action (the mean, or the most likely action),
 and observation normalisation frozen at the checkpoint's statistics. The result is the
 mean and std of the N undiscounted returns; the same checkpoint, N and seed give the same
-numbers. The env id defaults to the ``env_id`` in the run's config.json beside the
+numbers. Generative offline agents act as their config says (``eval_stochastic``: samples of the
+policy, as the papers evaluate), and ``--act-candidates N`` evaluates them with candidate
+resampling (N actions, one drawn by softmax(Q / temperature)), which the output records. The env id defaults to the ``env_id`` in the run's config.json beside the
 checkpoint. Prints one JSON object: env_id, algo, episodes, seed, return_mean, return_std,
 length_mean.
 """
@@ -43,6 +45,10 @@ class Args:
     """seed of the evaluation env"""
     backend: str | None = None
     """env backend (None: the default for the device)"""
+    act_candidates: int | None = None
+    """generative offline policies: candidate actions per observation, one kept by softmax(Q / act-temperature) (None: the checkpoint's setting)"""
+    act_temperature: float | None = None
+    """with act-candidates: the softmax temperature (None: the checkpoint's setting)"""
 
 
 def checkpoint_path(path: Path) -> Path:
@@ -62,12 +68,33 @@ def validate(args: Args) -> None:
         raise SystemExit(f"--episodes must be a positive number of episodes, got {args.episodes}")
     if args.seed < 0:
         raise SystemExit(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.act_candidates is not None and args.act_candidates < 1:
+        raise SystemExit(f"--act-candidates must be a positive number of candidate actions, got {args.act_candidates}")
+    if args.act_temperature is not None and args.act_temperature < 0:
+        raise SystemExit(f"--act-temperature must be >= 0, got {args.act_temperature}")
     if args.env_id is not None and not args.env_id.strip():
         raise SystemExit("--env-id is empty; expected an env id such as CartPole-v1")
     try:
         vecenvs.check_device(args.device)
     except ValueError as e:
         raise SystemExit(f"--device: {e}") from None
+
+
+def set_protocol(agent: Any, args: Args) -> dict[str, Any]:
+    """Apply ``--act-candidates`` / ``--act-temperature`` to a generative offline agent; returns the
+    candidate-resampling settings it evaluates with (empty for agents without them)."""
+    names = ("act_candidates", "act_temperature")
+    asked = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if not all(hasattr(agent.config, name) for name in names):
+        if asked:
+            raise SystemExit(f"--act-candidates and --act-temperature apply to the generative offline algorithms "
+                             f"(DiffusionQL, EDP, ConsistencyAC, FQL); this checkpoint holds a {type(agent).__name__}")
+        return {}
+    if asked.get("act_candidates", 1) > 1 and getattr(agent, "critic_target", None) is None:
+        raise SystemExit(f"--act-candidates ranks candidates with a critic, and this {type(agent).__name__} checkpoint has none")
+    for name, value in asked.items():
+        setattr(agent.config, name, value)
+    return {name: getattr(agent.config, name) for name in names}
 
 
 def env_id_from_config(checkpoint: Path) -> str:
@@ -97,6 +124,7 @@ def main(args: Args) -> dict[str, Any]:
     if algo not in by_name:
         raise SystemExit(f"{checkpoint} holds a {algo} checkpoint; this script evaluates {', '.join(by_name)}")
     agent = by_name[algo].load(checkpoint, device=args.device)
+    protocol = set_protocol(agent, args)
     try:
         env = vecenvs.make(env_id, num_envs=args.episodes, device=args.device, seed=args.seed, backend=args.backend)
     except ValueError as e:
@@ -106,7 +134,8 @@ def main(args: Args) -> dict[str, Any]:
     except ValueError as e:
         source = "--env-id" if args.env_id else f"the env_id of {checkpoint.parent / 'config.json'}"
         raise SystemExit(f"{checkpoint} cannot be evaluated on {env_id} ({source}): {e}") from None
-    result = {"env_id": env_id, "algo": algo, "episodes": args.episodes, "seed": args.seed, **agent.evaluate(env, seed=args.seed)}
+    result = {"env_id": env_id, "algo": algo, "episodes": args.episodes, "seed": args.seed, **protocol,
+              **agent.evaluate(env, seed=args.seed)}
     print(json.dumps(result))
     return result
 

@@ -3,6 +3,8 @@
     python scripts/offline_table.py run --jobs 2                       # every cell, two runs at a time
     python scripts/offline_table.py run --tables mixed --algos iql      # a part of the grid
     python scripts/offline_table.py reference --d3rlpy-python /tmp/d3venv/bin/python   # d3rlpy's IQL, same files
+    python scripts/offline_table.py run --tables generative            # the generative methods beside BC, TD3+BC, IQL
+    python scripts/offline_table.py resample                           # their final checkpoints with 50 candidates
     python scripts/offline_table.py render                               # print the Markdown tables
     python scripts/offline_table.py render --check README.md             # fail if the README's copy differs
 
@@ -36,23 +38,29 @@ RESULTS = ROOT / "results" / "offline.jsonl"
 MARKER = "<!-- results:offline -->"
 STANDARD = [f"{env}-{level}-v5" for env in ("hopper", "walker2d") for level in ("medium", "medium-replay", "medium-expert")]
 MIXED = [f"{env}-{level}-v5" for env in ("hopper", "walker2d") for level in ("random-expert-0.05", "random-medium-0.05")]
-TABLES = {"standard": (("bc", "td3bc", "iql", "cql", "rebrac", "diffusion_ql", "edp", "consistency_ac", "fql"), STANDARD, ("uniform",)),
-          "mixed": (("iql", "td3bc", "cql"), MIXED, ("uniform", "aw", "rw"))}
+GENERATIVE = ("diffusion_bc", "diffusion_ql", "edp", "consistency_bc", "consistency_ac", "fql")
+# "generative" reruns BC, TD3+BC and IQL beside the generative methods: a table compares runs on one build of the files
+TABLES = {"standard": (("bc", "td3bc", "iql", "cql", "rebrac"), STANDARD, ("uniform",)),
+          "mixed": (("iql", "td3bc", "cql"), MIXED, ("uniform", "aw", "rw")),
+          "generative": (("bc", "td3bc", "iql", *GENERATIVE), STANDARD, ("uniform",))}
+# Candidate resampling, evaluated on the generative table's final checkpoints (scripts/evaluate.py --act-candidates)
+RESAMPLE = {"algos": ("diffusion_ql", "edp", "consistency_ac", "fql"), "candidates": 50, "temperature": 1.0}
 # Gradient updates per run on this 2-core CPU (CORL runs 1M): each algorithm's at about 1-2.5 minutes.
-UPDATES = {"bc": 10_000, "td3bc": 5_000, "iql": 5_000, "rebrac": 2_000, "cql": 600, "diffusion_ql": 5_000, "edp": 5_000,
-           "consistency_ac": 5_000, "fql": 5_000}
+UPDATES = {"bc": 10_000, "td3bc": 5_000, "iql": 5_000, "rebrac": 2_000, "cql": 600, **{algo: 5_000 for algo in GENERATIVE}}
 # Settings that differ from an algorithm's defaults in these tables: FQL at the others' 3x256 (its
 # default 4x512 GELU runs at a fifth of the speed here), with its Q term normalised by mean |Q| so
 # that its alpha of 10 is scale-free (unnormalised, alpha is tuned per env: FQL's README)
 EXTRA = {"fql": ["--algo.actor-hidden", "256", "256", "256", "--algo.critic-hidden", "256", "256", "256", "--algo.normalize-q"]}
-# Consistency-AC's per-dataset settings from Ding & Jin's offline.py: eta 0.1 on three datasets, the
-# 100 / delta-sigma loss scaling on the medium-expert ones
-CONSISTENCY_AC = {"hopper-medium": ["--algo.eta", "0.1"], "hopper-medium-replay": ["--algo.eta", "0.1"],
-                  "walker2d-medium-replay": ["--algo.eta", "0.1"], "hopper-medium-expert": ["--algo.scale-consistency-loss"],
-                  "walker2d-medium-expert": ["--algo.scale-consistency-loss"]}
+# Consistency-BC/AC in 5,000 updates: the policy itself as the consistency target (improved CT's, not
+# Ding & Jin's EMA copy, which stays at its random start for 1,000 updates and then lags by ~1,000),
+# and for Consistency-AC their 100 / delta-sigma loss scaling on every dataset (they use it on
+# medium-expert) with their eta of 1 for it: without it the Q term outweighs a consistency loss of
+# ~0.001 and the critic diverges (algos/consistency.py)
+CONSISTENCY = {"consistency_bc": ["--algo.consistency-target", "online"],
+               "consistency_ac": ["--algo.consistency-target", "online", "--algo.scale-consistency-loss"]}
 # updates/s measured here (bench_offline.py, bench_generative.py): the order runs start in, longest first
-RATES = {"bc": 270, "td3bc": 100, "iql": 70, "rebrac": 20, "cql": 3.6, "diffusion_ql": 15, "edp": 27, "consistency_ac": 30,
-         "fql": 18}
+RATES = {"bc": 270, "td3bc": 100, "iql": 70, "rebrac": 20, "cql": 3.6, "diffusion_bc": 45, "diffusion_ql": 15, "edp": 27,
+         "consistency_bc": 45, "consistency_ac": 30, "fql": 18}
 # ReBRAC's per-dataset (actor_bc_coef, critic_bc_coef), CORL's for Gym-MuJoCo v2 (algos/rebrac.py)
 REBRAC_COEFS = {"hopper-medium": (0.01, 0.01), "hopper-medium-replay": (0.05, 0.5), "hopper-medium-expert": (0.1, 0.01),
                 "walker2d-medium": (0.05, 0.1), "walker2d-medium-replay": (0.05, 0.01), "walker2d-medium-expert": (0.01, 0.01)}
@@ -61,7 +69,8 @@ CORL = {"bc": (53.51, 29.81, 52.30, 63.23, 21.80, 98.96), "td3bc": (60.37, 64.42
         "iql": (67.53, 97.43, 107.42, 80.91, 82.15, 111.72), "cql": (59.08, 95.11, 99.26, 80.75, 73.09, 109.56),
         "rebrac": (102.29, 94.98, 109.45, 85.82, 84.25, 111.86)}
 NAMES = {"bc": "BC", "td3bc": "TD3+BC", "iql": "IQL", "cql": "CQL", "rebrac": "ReBRAC", "d3rlpy-iql": "d3rlpy IQL",
-         "diffusion_ql": "Diffusion-QL", "edp": "EDP", "consistency_ac": "Consistency-AC", "fql": "FQL"}
+         "diffusion_bc": "Diffusion-BC", "diffusion_ql": "Diffusion-QL", "edp": "EDP", "consistency_bc": "Consistency-BC",
+         "consistency_ac": "Consistency-AC", "fql": "FQL"}
 EVAL_EPISODES, EVAL_SEED_OFFSET = 10, 10_000
 
 # d3rlpy's IQL (CORL's settings: 256x256, batch 256, expectile 0.7, beta 3, return-based reward
@@ -131,6 +140,16 @@ class Reference:
 
 
 @dataclass
+class Resample:
+    """Evaluate the generative table's final checkpoints again with candidate resampling (RESAMPLE's settings)."""
+
+    seeds: list[int] = field(default_factory=lambda: [0])
+    dataset_dir: Path = Path("datasets")
+    runs_root: Path = Path("runs/offline")
+    out: Path = RESULTS
+
+
+@dataclass
 class Render:
     """Print the Markdown tables of the results file, or check the README's copy of them."""
 
@@ -152,15 +171,21 @@ def command_for(algo: str, dataset: str, weighting: str, seed: int, dataset_dir:
     coefs = REBRAC_COEFS.get(dataset.removesuffix("-v5"))
     if algo == "rebrac" and coefs is not None:
         cmd += ["--algo.actor-bc-coef", str(coefs[0]), "--algo.critic-bc-coef", str(coefs[1])]
-    if algo == "consistency_ac":
-        cmd += CONSISTENCY_AC.get(dataset.removesuffix("-v5"), [])
-    return cmd + EXTRA.get(algo, [])
+    return cmd + CONSISTENCY.get(algo, []) + EXTRA.get(algo, [])
 
 
 def eval_curve(run_dir: Path) -> list[list[float]]:
     """``[[update, normalized score], ...]`` from a run's ``metrics.jsonl``."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return [[r["step"], round(r["eval/normalized_score"], 2)] for r in rows if "eval/normalized_score" in r]
+
+
+def references(path: Path) -> list[float]:
+    """The file's (random, expert) reference returns, to 0.1: what tells two builds of a dataset apart."""
+    sys.path.insert(0, str(ROOT))
+    from buffers import OfflineDataset
+
+    return [round(float(v), 1) for v in OfflineDataset.load(ROOT / path).reference_scores()]
 
 
 def _append(out: Path, record: dict) -> None:
@@ -192,7 +217,8 @@ def run(args: Run) -> None:
             subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             curve = eval_curve(ROOT / run_dir)
         record = {"table": table, "algo": algo, "dataset": dataset, "weighting": weighting, "seed": seed,
-                  "updates": UPDATES[algo], "command": shlex.join(cmd), "commit": commit, "machine": machine,
+                  "updates": UPDATES[algo], "references": references(args.dataset_dir / f"{dataset}.hdf5"),
+                  "command": shlex.join(cmd), "commit": commit, "machine": machine,
                   "seconds": round(time.perf_counter() - t0, 1) if not done else None, "curve": curve, "final": curve[-1][1]}
         _append(args.out, record)
         print(f"{algo} {dataset} {weighting} seed {seed}: final normalized {record['final']:.1f}", flush=True)
@@ -218,7 +244,8 @@ def reference(args: Reference) -> None:
         result = json.loads(out.stdout.strip().splitlines()[-1])
         score = float(OfflineDataset.load(ROOT / path).normalized_score(result["return"]))
         _append(args.out, {"table": "standard", "algo": "d3rlpy-iql", "dataset": dataset, "weighting": "uniform", "seed": seed,
-                           "updates": UPDATES["iql"], "command": shlex.join(cmd), "commit": commit, "machine": machine,
+                           "updates": UPDATES["iql"], "references": references(path), "command": shlex.join(cmd),
+                           "commit": commit, "machine": machine,
                            "seconds": round(result["seconds"], 1), "d3rlpy": result["d3rlpy"],
                            "curve": [[UPDATES["iql"], round(score, 2)]], "final": round(score, 2)})
         print(f"d3rlpy-iql {dataset} seed {seed}: final normalized {score:.1f}", flush=True)
@@ -227,13 +254,43 @@ def reference(args: Reference) -> None:
         list(pool.map(one, [(d, s) for d in args.datasets for s in args.seeds]))
 
 
+def resample(args: Resample) -> None:
+    """One record per run of the generative table's Q-guided methods: the same final checkpoint and
+    evaluation episodes, acting by a softmax(Q / temperature) draw among ``candidates`` samples."""
+    sys.path.insert(0, str(ROOT))
+    from buffers import OfflineDataset
+
+    commit, machine = results_table.provenance(short=True)
+    n, temperature = RESAMPLE["candidates"], RESAMPLE["temperature"]
+    for algo in RESAMPLE["algos"]:
+        for dataset in STANDARD:
+            for seed in args.seeds:
+                run_dir = args.runs_root / algo / dataset / f"uniform-seed{seed}"
+                cmd = ["python", "scripts/evaluate.py", str(run_dir), "--episodes", str(EVAL_EPISODES), "--seed",
+                       str(seed + EVAL_SEED_OFFSET), "--act-candidates", str(n), "--act-temperature", str(temperature)]
+                if not (ROOT / run_dir / "checkpoint.pt").is_file():
+                    print(f"skipped {run_dir}: no checkpoint (run the generative table first)", flush=True)
+                    continue
+                t0 = time.perf_counter()
+                out = subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, capture_output=True, text=True, check=True)
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+                path = args.dataset_dir / f"{dataset}.hdf5"
+                score = round(float(OfflineDataset.load(ROOT / path).normalized_score(result["return_mean"])), 2)
+                _append(args.out, {"table": "generative", "algo": algo, "dataset": dataset, "weighting": "uniform", "seed": seed,
+                                   "candidates": n, "updates": UPDATES[algo], "references": references(path),
+                                   "command": shlex.join(cmd), "commit": commit, "machine": machine,
+                                   "seconds": round(time.perf_counter() - t0, 1), "curve": [[UPDATES[algo], score]],
+                                   "final": score})
+                print(f"{algo} {dataset} seed {seed}, {n} candidates: final normalized {score:.1f}", flush=True)
+
+
 def load(results: Path) -> list[dict]:
     """The records of a results file; a later record of the same cell and seed replaces an earlier one."""
     latest: dict[tuple, dict] = {}
     for line in results.read_text().splitlines():
         if line.strip():
             r = json.loads(line)
-            latest[(r["table"], r["algo"], r["dataset"], r["weighting"], r["seed"])] = r
+            latest[(r["table"], r["algo"], r["dataset"], r["weighting"], r["seed"], r.get("candidates", 1))] = r
     return list(latest.values())
 
 
@@ -244,24 +301,49 @@ def _cell(records: list[dict]) -> str:
     return f"{mean:.1f}" if len(records) == 1 else f"{mean:.1f} (n={len(records)})"
 
 
-def render(records: list[dict]) -> str:
-    """Two Markdown tables of final normalized scores (mean over seeds): standard datasets by algorithm
-    with CORL's D4RL v2 numbers beside them, and mixed datasets by algorithm and weighting."""
+def builds(records: list[dict], table: str) -> str:
+    """The table's dataset build: each env's (random, expert) reference returns, which must be one per env."""
+    refs: dict[str, set] = {}
+    for r in records:
+        if r["table"] == table:
+            refs.setdefault(r["dataset"].split("-")[0], set()).add(tuple(r["references"]))
+    mixed = {env: sorted(v) for env, v in refs.items() if len(v) > 1}
+    if mixed:
+        raise SystemExit(f"the {table} table mixes builds of the datasets (reference returns {mixed}); rerun its cells on one build")
+    return ", ".join(f"{env} {lo:g} / {hi:g}" for env, ((lo, hi),) in sorted(refs.items()))
+
+
+def score_table(records: list[dict], table: str, rows: list[tuple[str, int]], corl: bool) -> list[str]:
+    """Rows ``(algo, candidates)`` of one table over the standard datasets, with a mean column."""
     short = [d.removesuffix("-v5") for d in STANDARD]
-    lines = ["| algorithm (updates) | " + " | ".join(short) + " | mean |", "|---|" + "---:|" * (len(short) + 1)]
-    for algo in ("bc", "td3bc", "iql", "d3rlpy-iql", "cql", "rebrac", "diffusion_ql", "edp", "consistency_ac", "fql"):
-        cells = [[r for r in records if r["table"] == "standard" and r["algo"] == algo and r["dataset"] == d] for d in STANDARD]
+    lines = [f"*{table.capitalize()} table, files with reference returns (random / expert): {builds(records, table)}.*", "",
+             "| algorithm (updates) | " + " | ".join(short) + " | mean |", "|---|" + "---:|" * (len(short) + 1)]
+    for algo, n in rows:
+        cells = [[r for r in records if r["table"] == table and r["algo"] == algo and r["dataset"] == d
+                  and r.get("candidates", 1) == n] for d in STANDARD]
         if not any(cells):
             continue
         finals = [sum(r["final"] for r in c) / len(c) for c in cells if c]
         mean = f"{sum(finals) / len(finals):.1f}" if len(finals) == len(STANDARD) else ""
         updates = UPDATES["iql" if algo == "d3rlpy-iql" else algo]
-        lines.append(f"| {NAMES[algo]} ({updates:,}) | " + " | ".join(_cell(c) for c in cells) + f" | {mean} |")
-        if algo in CORL:
+        label = f"{NAMES[algo]} ({updates:,})" + (f", {n} candidates" if n > 1 else "")
+        lines.append(f"| {label} | " + " | ".join(_cell(c) for c in cells) + f" | {mean} |")
+        if corl and algo in CORL:
             lines.append(f"| *CORL {NAMES[algo]}, D4RL v2, 1M* | " + " | ".join(f"*{v:.1f}*" for v in CORL[algo]) +
                          f" | *{sum(CORL[algo]) / len(CORL[algo]):.1f}* |")
+    return lines
+
+
+def render(records: list[dict]) -> str:
+    """Three Markdown tables of final normalized scores (mean over seeds): the standard datasets by
+    algorithm with CORL's D4RL v2 numbers beside them, the mixed datasets by algorithm and weighting,
+    and the generative methods beside Gaussian baselines rerun on the same files (with and without
+    candidate resampling). Each table states its build of the files."""
+    standard = [(a, 1) for a in ("bc", "td3bc", "iql", "d3rlpy-iql", "cql", "rebrac")]
+    lines = score_table(records, "standard", standard, corl=True)
     short = [d.removesuffix("-v5") for d in MIXED]
-    lines += ["", "| algorithm (updates), weighting | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]
+    lines += ["", f"*Mixed table, files with reference returns (random / expert): {builds(records, 'mixed')}.*", "",
+              "| algorithm (updates), weighting | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]
     for algo in TABLES["mixed"][0]:
         for weighting in TABLES["mixed"][2]:
             cells = [[r for r in records if r["table"] == "mixed" and r["algo"] == algo and r["weighting"] == weighting
@@ -269,6 +351,9 @@ def render(records: list[dict]) -> str:
             if any(cells):
                 label = {"uniform": "uniform", "aw": "AW", "rw": "RW"}[weighting]
                 lines.append(f"| {NAMES[algo]} ({UPDATES[algo]:,}), {label} | " + " | ".join(_cell(c) for c in cells) + " |")
+    generative = [(a, 1) for a in TABLES["generative"][0]] + [(a, RESAMPLE["candidates"]) for a in RESAMPLE["algos"]]
+    if any(r["table"] == "generative" for r in records):
+        lines += [""] + score_table(records, "generative", generative, corl=False)
     return "\n".join(lines)
 
 
@@ -277,11 +362,13 @@ def readme_table(markdown: str) -> str:
     return results_table.readme_table(markdown, MARKER)
 
 
-def main(args: Run | Reference | Render) -> None:
+def main(args: Run | Reference | Resample | Render) -> None:
     if isinstance(args, Run):
         run(args)
     elif isinstance(args, Reference):
         reference(args)
+    elif isinstance(args, Resample):
+        resample(args)
     else:
         table = render(load(args.results))
         if args.check is None:
@@ -294,4 +381,4 @@ def main(args: Run | Reference | Render) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Run | Reference | Render))  # type: ignore[arg-type]  # subcommands: run, reference, render
+    main(tyro.cli(Run | Reference | Resample | Render))  # type: ignore[arg-type]  # subcommands: run, reference, resample, render

@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import json
+
 import pytest
 import torch
 
@@ -64,3 +66,13 @@ def test_failed_compile_prints_failed(monkeypatch, capsys):
         cells = [c.strip() for c in rows_of(out, prefix)[0].split("|")]
         assert cells[5] == "failed" and cells[8] == "failed" and cells[6] == "-", cells
     assert "FQL one-step actor, compiled, batch 1: within 3x of the Gaussian: not measured (compiled cell failed)" in out
+
+
+def test_scores_section_prints_the_generative_table(tmp_path, capsys):
+    row = {"table": "generative", "algo": "fql", "dataset": "hopper-medium-v5", "weighting": "uniform", "seed": 0,
+           "command": "c", "commit": "x", "final": 41.0, "curve": [[5000, 41.0]], "references": [16.7, 3113.1]}
+    results = tmp_path / "offline.jsonl"
+    results.write_text(json.dumps(row) + "\n")
+    bench_generative.main(["--only", "scores", "--results", str(results)])
+    out = capsys.readouterr().out
+    assert "## scores" in out and "| FQL (5,000) | 41.0 |" in out and "hopper 16.7 / 3113.1" in out

@@ -210,6 +210,19 @@ def test_train_cli_trains_and_resumes(tmp_path):
     resumed = main(EDP, [*argv[:4], "--total-steps", "9", *argv[6:], "--resume"])
     assert resumed.global_step == 9 and resumed.config.variant == "iql" and resumed.config.weighting == "aw"
 
+    # scripts/evaluate.py on the run, as recorded and with candidate resampling (the offline table's resample step)
+    from test_evaluate_cli import load_evaluate_module
+
+    cli = load_evaluate_module().cli
+    plain = cli([str(tmp_path / "run"), "--episodes", "2", "--seed", "5"])
+    assert plain["algo"] == "EDP" and plain["act_candidates"] == 1
+    resampled = cli([str(tmp_path / "run"), "--episodes", "2", "--seed", "5", "--act-candidates", "4", "--act-temperature", "0"])
+    assert (resampled["act_candidates"], resampled["act_temperature"]) == (4, 0.0)
+    assert cli([str(tmp_path / "run"), "--episodes", "2", "--seed", "5", "--act-candidates", "4",
+                "--act-temperature", "0"])["return_mean"] == resampled["return_mean"]
+    with pytest.raises(SystemExit, match="--act-candidates must be a positive"):
+        cli([str(tmp_path / "run"), "--act-candidates", "0"])
+
 
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="unknown variant 'crr'; available: td3, iql"):
@@ -220,3 +233,23 @@ def test_bad_settings_are_named():
         DiffusionQLConfig(act_candidates=0)
     with pytest.raises(ValueError, match="initial_scales <= num_scales"):
         ConsistencyACConfig(initial_scales=10, num_scales=5)
+
+
+def test_the_online_consistency_target_is_the_policy_itself(mixed):
+    # "online" (improved CT) matches the policy without gradient; "ema" the EMA copy, so only it sees the copy's weights
+    losses = {}
+    for target in ("ema", "online"):
+        agent = ConsistencyBC(mixed, ConsistencyBCConfig(**SMALL, consistency_target=target))
+        batch = agent.prepare(agent.sampler.sample(32))
+        with torch.no_grad():
+            for p in agent.policy_ema.parameters():
+                p.add_(1.0)  # a copy unlike the policy
+        torch.manual_seed(0)
+        with_copy = agent.consistency_loss(batch, 0.5).item()
+        agent.policy_ema.load_state_dict(agent.policy.state_dict())
+        torch.manual_seed(0)
+        losses[target] = (with_copy, agent.consistency_loss(batch, 0.5).item())
+    assert losses["online"][0] == losses["online"][1] and losses["ema"][0] != losses["ema"][1]
+    assert losses["ema"][1] == losses["online"][1]  # the copy equal to the policy: the same loss either way
+    with pytest.raises(ValueError, match="unknown consistency_target 'teacher'; available: ema, online"):
+        ConsistencyBCConfig(consistency_target="teacher")

@@ -48,7 +48,8 @@ def test_recorded_commands_parse_as_the_training_cli(tmp_path):
 def test_render_averages_seeds_and_check_fails_on_drift(tmp_path):
     ot = _script()
     rows = [{"table": "mixed", "algo": "iql", "dataset": "hopper-random-expert-0.05-v5", "weighting": "aw", "seed": s,
-             "command": "c", "commit": "x", "final": f, "curve": [[5000, f]]} for s, f in ((0, 40.0), (1, 60.0))]
+             "command": "c", "commit": "x", "final": f, "curve": [[5000, f]], "references": [1.0, 2.0]}
+            for s, f in ((0, 40.0), (1, 60.0))]
     results = tmp_path / "r.jsonl"
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
     table = ot.render(ot.load(results))
@@ -59,3 +60,32 @@ def test_render_averages_seeds_and_check_fails_on_drift(tmp_path):
     readme.write_text(f"x\n{ot.MARKER}\n{table.replace('50.0', '51.0')}\n{ot.MARKER}\n")
     with pytest.raises(SystemExit, match="differ"):
         ot.main(ot.Render(results=results, check=readme))
+
+
+def test_a_table_states_its_build_and_refuses_two(tmp_path):
+    ot = _script()
+    row = {"table": "generative", "algo": "diffusion_ql", "dataset": "hopper-medium-v5", "weighting": "uniform", "seed": 0,
+           "command": "c", "commit": "x", "final": 30.0, "curve": [[5000, 30.0]], "references": [16.7, 3113.1]}
+    resampled = {**row, "candidates": 50, "final": 35.0, "curve": [[5000, 35.0]]}
+    results = tmp_path / "r.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in (row, resampled)))
+    table = ot.render(ot.load(results))  # the two records are two cells: candidates is part of the key
+    assert "files with reference returns (random / expert): hopper 16.7 / 3113.1" in table
+    assert "| Diffusion-QL (5,000) | 30.0 |" in table and "| Diffusion-QL (5,000), 50 candidates | 35.0 |" in table
+    other = {**row, "dataset": "hopper-medium-replay-v5", "references": [16.7, 2537.8]}
+    results.write_text("".join(json.dumps(r) + "\n" for r in (row, other)))
+    with pytest.raises(SystemExit, match="mixes builds"):
+        ot.render(ot.load(results))
+
+
+def test_resample_commands_parse_as_the_evaluate_cli():
+    import tyro
+
+    from test_evaluate_cli import load_evaluate_module
+
+    Args = load_evaluate_module().Args
+    ot = _script()
+    cmd = ["scripts/evaluate.py", "runs/offline/fql/hopper-medium-v5/uniform-seed0", "--episodes", str(ot.EVAL_EPISODES),
+           "--seed", "10000", "--act-candidates", str(ot.RESAMPLE["candidates"]), "--act-temperature", "1.0"]
+    args = tyro.cli(Args, args=cmd[1:])
+    assert args.act_candidates == 50 and args.seed == 10_000 and args.episodes == 10

@@ -10,6 +10,7 @@ from nets.generative.consistency import ConsistencyPolicy
 from nets.generative.diffusion import SAMPLERS, DiffusionPolicy
 from nets.generative.embeddings import TIME_EMBEDDINGS, FourierEmbedding, SinusoidalEmbedding, time_embedding
 from nets.generative.flow import SOLVERS, FlowPolicy
+from nets.generative.onpolicy import DiffusionPPOPolicy, FlowPPOPolicy
 from nets.generative.samplers import (
     consistency_sample,
     ddim_sample,
@@ -65,6 +66,8 @@ __all__ = [
     "DiffusionPolicy",
     "FlowPolicy",
     "ConsistencyPolicy",
+    "DiffusionPPOPolicy",
+    "FlowPPOPolicy",
     "SAMPLERS",
     "SOLVERS",
 ]
