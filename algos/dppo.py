@@ -29,10 +29,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import gymnasium as gym
 import torch
 
-from algos.checkpoint import PretrainedPolicy, check_pretrained_fits, load_pretrained_policy
+from algos.onpolicy import action_bounds, load_pretrained
 from algos.ppo import PPO, PPOConfig, broadcast_advantages
 from nets.generative import DiffusionPolicy, DiffusionPPOPolicy
 
@@ -120,23 +119,6 @@ def dppo_policy_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, discount
     adv = broadcast_advantages(advantages, log_ratio) * discounts
     ratio = log_ratio.exp()
     return -torch.min(ratio * adv, torch.clamp(ratio, 1 - clip_coefs, 1 + clip_coefs) * adv).mean()
-
-
-def load_pretrained(path: str, user: str, expected: type, observation_space: gym.Space, action_space: gym.Space,
-                    advice: str) -> PretrainedPolicy:
-    """An offline checkpoint's ``expected`` policy and dataset normaliser, checked against the env's spaces
-    (DPPO's and FPO's ``pretrained``)."""
-    pre = load_pretrained_policy(path, user, expected, f"--algo.pretrained {advice}")
-    check_pretrained_fits(pre.source, pre.observation_space, pre.action_space, observation_space, action_space,
-                          "pretrain on a dataset of this env (the [-1, 1] action map needs the same bounds)")
-    return pre
-
-
-def action_bounds(space: gym.Space, need: str) -> tuple[list[float], list[float]]:
-    """The low and high bounds of a 1-D Box action space, which a generative policy maps ``[-1, 1]`` to."""
-    if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
-        raise ValueError(f"{need}, got {space!r}")
-    return space.low.tolist(), space.high.tolist()
 
 
 # --- the algorithm ------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from algos.dppo import action_bounds, load_pretrained
+from algos.onpolicy import action_bounds, load_pretrained
 from algos.ppo import PPO, PPOConfig, clipped_surrogate_loss
 from algos.spo import spo_loss
 from nets.generative import FlowPolicy, FlowPPOPolicy

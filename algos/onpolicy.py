@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from algos.base import EPISODE_SUMS, Algorithm, AlgorithmConfig, episode_sums
-from algos.checkpoint import space_shape
+from algos.checkpoint import PretrainedPolicy, check_pretrained_fits, load_pretrained_policy, space_shape
 from buffers import RolloutBuffer
 from nets import DistributionPolicy, StochasticPolicy, ValueCritic, make_policy
 from vecenvs import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TorchVecEnvWrapper
@@ -65,6 +65,24 @@ class OnPolicyConfig(AlgorithmConfig):
             raise ValueError(f"gamma and gae_lambda must lie in [0, 1], got {self.gamma}, {self.gae_lambda}")
         self.actor_hidden = tuple(self.actor_hidden)
         self.critic_hidden = tuple(self.critic_hidden)
+
+
+# --- what the generative on-policy algorithms (DPPO, FPO) share ---------------------------------
+def load_pretrained(path: str, user: str, expected: type, observation_space: gym.Space, action_space: gym.Space,
+                    advice: str) -> PretrainedPolicy:
+    """An offline checkpoint's ``expected`` policy and dataset normaliser, checked against the env's spaces
+    (DPPO's and FPO's ``pretrained``)."""
+    pre = load_pretrained_policy(path, user, expected, f"--algo.pretrained {advice}")
+    check_pretrained_fits(pre.source, pre.observation_space, pre.action_space, observation_space, action_space,
+                          "pretrain on a dataset of this env (the [-1, 1] action map needs the same bounds)")
+    return pre
+
+
+def action_bounds(space: gym.Space, need: str) -> tuple[list[float], list[float]]:
+    """The low and high bounds of a 1-D Box action space, which a generative policy maps ``[-1, 1]`` to."""
+    if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+        raise ValueError(f"{need}, got {space!r}")
+    return space.low.tolist(), space.high.tolist()
 
 
 class OnPolicyAlgorithm(Algorithm):
