@@ -28,6 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import tyro
 
@@ -180,12 +181,15 @@ def eval_curve(run_dir: Path) -> list[list[float]]:
     return [[r["step"], round(r["eval/normalized_score"], 2)] for r in rows if "eval/normalized_score" in r]
 
 
-def references(path: Path) -> list[float]:
-    """The file's (random, expert) reference returns, to 0.1: what tells two builds of a dataset apart."""
-    sys.path.insert(0, str(ROOT))
-    from buffers import OfflineDataset
+def references(path: Path, data: Any = None) -> list[float]:
+    """The file's (random, expert) reference returns, to 0.1: what tells two builds of a dataset apart
+    (``data``: the file already loaded, so it is not read twice)."""
+    if data is None:
+        sys.path.insert(0, str(ROOT))
+        from buffers import OfflineDataset
 
-    return [round(float(v), 1) for v in OfflineDataset.load(ROOT / path).reference_scores()]
+        data = OfflineDataset.load(ROOT / path)
+    return [round(float(v), 1) for v in data.reference_scores()]
 
 
 def _append(out: Path, record: dict) -> None:
@@ -242,9 +246,10 @@ def reference(args: Reference) -> None:
         if out.returncode:
             raise SystemExit(f"d3rlpy failed on {dataset}:\n{out.stderr[-3000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        score = float(OfflineDataset.load(ROOT / path).normalized_score(result["return"]))
+        data = OfflineDataset.load(ROOT / path)
+        score = float(data.normalized_score(result["return"]))
         _append(args.out, {"table": "standard", "algo": "d3rlpy-iql", "dataset": dataset, "weighting": "uniform", "seed": seed,
-                           "updates": UPDATES["iql"], "references": references(path), "command": shlex.join(cmd),
+                           "updates": UPDATES["iql"], "references": references(path, data), "command": shlex.join(cmd),
                            "commit": commit, "machine": machine,
                            "seconds": round(result["seconds"], 1), "d3rlpy": result["d3rlpy"],
                            "curve": [[UPDATES["iql"], round(score, 2)]], "final": round(score, 2)})
@@ -275,9 +280,10 @@ def resample(args: Resample) -> None:
                 out = subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, capture_output=True, text=True, check=True)
                 result = json.loads(out.stdout.strip().splitlines()[-1])
                 path = args.dataset_dir / f"{dataset}.hdf5"
-                score = round(float(OfflineDataset.load(ROOT / path).normalized_score(result["return_mean"])), 2)
+                data = OfflineDataset.load(ROOT / path)
+                score = round(float(data.normalized_score(result["return_mean"])), 2)
                 _append(args.out, {"table": "generative", "algo": algo, "dataset": dataset, "weighting": "uniform", "seed": seed,
-                                   "candidates": n, "updates": UPDATES[algo], "references": references(path),
+                                   "candidates": n, "updates": UPDATES[algo], "references": references(path, data),
                                    "command": shlex.join(cmd), "commit": commit, "machine": machine,
                                    "seconds": round(time.perf_counter() - t0, 1), "curve": [[UPDATES[algo], score]],
                                    "final": score})
