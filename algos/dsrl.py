@@ -214,10 +214,6 @@ class DSRL(SAC):
         base_action = self.base_policy.sample_from_noise(self.base_obs_normalizer(obs), noise, steps=self.config.base_steps)
         return self.to_env_bounds(base_action.clamp(-1.0, 1.0))
 
-    def to_env_bounds(self, action: torch.Tensor) -> torch.Tensor:
-        """Actions in [-1, 1] mapped to the action space's ``[low, high]`` (the base's own map)."""
-        return self._low + (action + 1.0) * self._half_range
-
     @torch.no_grad()
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
         return self.env_action(obs, self.policy.act(obs, deterministic=deterministic))

@@ -166,8 +166,11 @@ class OffPolicyAlgorithm(Algorithm):
 
     @torch.no_grad()
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        action = self.policy.act(obs, deterministic=deterministic).clamp(-1.0, 1.0)
-        return self._low + (action + 1.0) * self._half_range  # [-1, 1] -> [low, high], as RescaleAction does
+        return self.to_env_bounds(self.policy.act(obs, deterministic=deterministic).clamp(-1.0, 1.0))
+
+    def to_env_bounds(self, action: torch.Tensor) -> torch.Tensor:
+        """Actions in [-1, 1] mapped to the action space's ``[low, high]``, as RescaleAction does."""
+        return self._low + (action + 1.0) * self._half_range
 
     # --- checkpoints ----------------------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
