@@ -77,6 +77,11 @@ class RunLogger:
                 self._writer.add_scalar(key, values[key], int(step))
         return record
 
+    @property
+    def writer(self) -> Any:
+        """The run's TensorBoard ``SummaryWriter`` (None without TensorBoard or once closed), for summaries other than scalars."""
+        return self._writer
+
     def flush(self) -> None:
         self._file.flush()
         if self._writer is not None:

@@ -5,19 +5,26 @@ PPO, SPO and TRPO only add a config and an ``update``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import torch
 from torch import nn
 
+from algos import distributed
 from algos.base import EPISODE_SUMS, Algorithm, AlgorithmConfig, episode_sums
-from algos.checkpoint import PretrainedPolicy, check_pretrained_fits, load_pretrained_policy, space_shape
+from algos.checkpoint import PretrainedPolicy, atomic_save, check_pretrained_fits, load_pretrained_policy, space_shape
 from buffers import RolloutBuffer
 from nets import DistributionPolicy, StochasticPolicy, ValueCritic, make_policy
 from vecenvs import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TorchVecEnvWrapper
 from vecenvs.wrappers import RunningMeanStd
+
+
+# What differs between ranks in a checkpoint: each rank's env, next observation and RNG streams.
+RANK_STATE = ("extra", "rng", "cuda_rng")
 
 
 @dataclass
@@ -98,15 +105,21 @@ class OnPolicyAlgorithm(Algorithm):
     default_num_envs = 8
     _pretrained_obs_norm: dict[str, torch.Tensor] | None = None  # set by a default_policy() that loads a pretrained one
     num_envs_help = "a rollout batch holds algo.num_steps * num_envs transitions"
+    #: trains data-parallel under torchrun (algos/distributed.py): PPO and its subclasses
+    supports_data_parallel: ClassVar[bool] = False
 
     def __init__(self, env: gym.vector.VectorEnv, config: OnPolicyConfig | None = None, policy: StochasticPolicy | None = None) -> None:
         super().__init__(config, getattr(env, "device", "cpu"), env.single_observation_space, env.single_action_space)
         cfg = self.config
+        #: the process group under torchrun (``env`` is then this rank's share of the envs), else None
+        self.world = distributed.current()
+        if self.world is not None:
+            distributed.check_supported(type(self), self.world.size)
         box = isinstance(self.action_space, gym.spaces.Box)
         self.policy = (policy if policy is not None else self.default_policy()).to(self.device)
         obs_dim = int(self.observation_space.shape[0])
         self.critic = ValueCritic(obs_dim, hidden=cfg.critic_hidden, activation=cfg.activation).to(self.device)
-        self.obs_rms = RunningMeanStd(self.observation_space.shape, device=self.device) if cfg.normalize_obs else None
+        self.obs_rms = self._running_mean_std(self.observation_space.shape) if cfg.normalize_obs else None
         self.env = self._wrap(env)
         self.num_envs = env.num_envs
         self.buffer = RolloutBuffer(
@@ -124,6 +137,28 @@ class OnPolicyAlgorithm(Algorithm):
         self._setup()
         if getattr(cfg, "pretrained", None) is not None:  # DPPO, FPO: fine-tuning keeps the pretrained policy's inputs
             self.freeze_obs_normalization(self._pretrained_obs_norm)
+        if self.world is not None:
+            # Same seed, same init already; the broadcast makes it so for any policy passed in. Then
+            # ranks > 0 reseed, so their action noise and minibatch permutations are their own.
+            self.world.broadcast_modules(self.modules().values())
+            if not self.world.is_main:
+                torch.manual_seed(self.world.rank_seed(cfg.seed))
+
+    def _running_mean_std(self, shape: tuple[int, ...]) -> RunningMeanStd:
+        """A running normaliser; under torchrun one that merges every rank's batch, so all ranks agree."""
+        if self.world is None:
+            return RunningMeanStd(shape, device=self.device)
+        return distributed.SyncedRunningMeanStd(self.world, shape, device=self.device)
+
+    @classmethod
+    def for_run(cls, args: Any, resume_from: Path | None = None) -> "OnPolicyAlgorithm":
+        """The base's agent; under torchrun its env is this rank's share of ``--num-envs`` on this rank's
+        device, seeded with the rank's own seed."""
+        world = distributed.current()
+        if world is not None:
+            args = dataclasses.replace(args, num_envs=world.local_num_envs(args.num_envs), seed=world.rank_seed(args.seed),
+                                       device=str(world.device))
+        return super().for_run(args, resume_from)
 
     def default_policy(self) -> StochasticPolicy:
         """The policy built when none is passed: Gaussian or categorical from the config (DPPO, FPO: generative)."""
@@ -167,7 +202,7 @@ class OnPolicyAlgorithm(Algorithm):
         if self.config.normalize_obs:
             env = NormalizeObservation(env, clip=self.config.obs_clip, rms=self.obs_rms)
         if self.config.normalize_reward:
-            env = NormalizeReward(env, gamma=self.config.gamma, clip=self.config.reward_clip)
+            env = NormalizeReward(env, gamma=self.config.gamma, clip=self.config.reward_clip, rms=self._running_mean_std(()))
         if isinstance(self.action_space, gym.spaces.Box):
             env = ClipAction(env)  # the policy's unclipped sample is what the buffer stores
         return env
@@ -175,7 +210,8 @@ class OnPolicyAlgorithm(Algorithm):
     # --- one iteration: a rollout and its update -------------------------------------------
     @property
     def steps_per_iteration(self) -> int:
-        return self.config.num_steps * self.num_envs
+        """Env steps of one rollout, of all ranks' envs together under torchrun (``global_step`` is global)."""
+        return self.config.num_steps * self.num_envs * (1 if self.world is None else self.world.size)
 
     def iterate(self, progress: float) -> tuple[int, dict[str, torch.Tensor]]:
         stats = self.collect()
@@ -213,6 +249,8 @@ class OnPolicyAlgorithm(Algorithm):
         self._obs = obs
         final_values = self.critic(buf.final_obs.flatten(0, 1)).view(cfg.num_steps, self.num_envs)
         buf.compute_advantages(self.critic(obs), final_values, cfg.gamma, cfg.gae_lambda, cfg.truncation_as_termination)
+        if self.world is not None:  # every rank reports all ranks' episodes (one all-reduce per rollout)
+            episodes = self.world.sum_dict(episodes)
         return episodes
 
     # --- checkpoints --------------------------------------------------------------------
@@ -222,6 +260,36 @@ class OnPolicyAlgorithm(Algorithm):
     def extra_state(self) -> dict[str, Any]:
         """The observation normaliser, the env's own state and the observation the next rollout starts from."""
         return {"obs_rms": None if self.obs_rms is None else self.obs_rms.state_dict(), **self._env_state()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The base's state (rank 0's, under torchrun), plus under torchrun every rank's env and RNG state
+        under ``data_parallel``: a collective, which every rank reaches at the same step."""
+        state = super().state_dict()
+        if self.world is not None:
+            own = distributed.to_cpu({k: state[k] for k in RANK_STATE})
+            state["data_parallel"] = {"world_size": self.world.size, "ranks": self.world.gather_objects(own)}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The base's exact resume; under torchrun each rank takes its own env and RNG state from ``data_parallel``."""
+        if self.world is not None:
+            saved = state.get("data_parallel")
+            written = 1 if saved is None else saved["world_size"]
+            if written != self.world.size:
+                raise ValueError(
+                    f"this checkpoint was written by {written} process(es) and {self.world.size} are resuming it: each "
+                    f"rank resumes its own envs, so resume with the same number (torchrun --nproc-per-node {written}"
+                    f"{', or plain python' if written == 1 else ''})"
+                )
+            state = {**state, **saved["ranks"][self.world.rank]}
+        super().load_state_dict(state)
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint atomically; under torchrun every rank calls it and rank 0 writes."""
+        state = self.state_dict()
+        if self.world is not None and not self.world.is_main:
+            return Path(path)
+        return atomic_save(state, path)
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if self.obs_rms is not None and state["obs_rms"] is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from algos import distributed
 from algos.onpolicy import OnPolicyAlgorithm, OnPolicyConfig
 from buffers import RolloutBuffer
 from buffers.rollout import stored_of
@@ -86,10 +87,13 @@ class PPO(OnPolicyAlgorithm):
 
     config_class = PPOConfig
     config: PPOConfig
+    supports_data_parallel = True
 
     def _setup(self) -> None:
         cfg = self.config
-        batch = cfg.num_steps * self.num_envs
+        batch = cfg.num_steps * self.num_envs  # under torchrun, this rank's share
+        if self.world is not None:
+            distributed.check_minibatches(batch, cfg.num_minibatches, cfg.num_steps, self.num_envs)
         if cfg.num_minibatches > batch or (cfg.norm_adv and batch // cfg.num_minibatches < 2):
             raise ValueError(
                 f"num_steps * num_envs = {cfg.num_steps} * {self.num_envs} = {batch} samples cannot be split into "
@@ -112,23 +116,39 @@ class PPO(OnPolicyAlgorithm):
         lr = cfg.learning_rate * (1.0 - progress) if cfg.anneal_lr else cfg.learning_rate
         for group in opt.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)  # a group's lr_scale: DPPO's critic learns 10x faster
+        world = self.world
         sums: dict[str, torch.Tensor] = {}
         count = 0
         for _ in range(cfg.update_epochs):
-            for mb in buffer.minibatches(cfg.num_minibatches):
+            minibatches = buffer.minibatches(cfg.num_minibatches)
+            if world is not None and cfg.norm_adv:
+                # This rank's minibatch j is its share of global minibatch j: normalise with that one's moments.
+                minibatches = list(minibatches)
+                means, stds = world.minibatch_moments([mb["advantages"] for mb in minibatches])
+                minibatches = [{**mb, "adv_mean": m, "adv_std": sd} for mb, m, sd in zip(minibatches, means, stds)]
+            for mb in minibatches:
                 loss, stats = self._minibatch_loss(mb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if world is not None:  # equal local minibatches: the mean of the ranks' gradients is the global one
+                    world.average_gradients(self._params)
                 nn.utils.clip_grad_norm_(self._params, cfg.max_grad_norm)
                 opt.step()
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0) + v  # a fresh tensor: a CUDA-graph output is overwritten by its next replay
                 count += 1
             # Early stop on the last minibatch's KL: one host sync per epoch, only when asked for.
-            if cfg.target_kl is not None and float(stats["approx_kl"]) > cfg.target_kl:
-                break
+            # Under torchrun the global minibatch's KL (the ranks' mean), so all ranks stop together.
+            if cfg.target_kl is not None:
+                kl = stats["approx_kl"] if world is None else world.mean_dict({"kl": stats["approx_kl"]})["kl"]
+                if float(kl) > cfg.target_kl:
+                    break
         metrics = {k: v / count for k, v in sums.items()}
-        metrics["explained_variance"] = explained_variance(buffer.values.flatten(), buffer.returns.flatten())
+        if world is None:
+            metrics["explained_variance"] = explained_variance(buffer.values.flatten(), buffer.returns.flatten())
+        else:  # the global batch's metrics on every rank: one all-reduce each
+            metrics = world.mean_dict(metrics)
+            metrics["explained_variance"] = world.explained_variance(buffer.values, buffer.returns)
         metrics["learning_rate"] = torch.tensor(lr)
         return metrics
 
@@ -138,7 +158,9 @@ class PPO(OnPolicyAlgorithm):
         log_ratio, entropy = self.policy.log_ratio_and_entropy(mb["obs"], mb["actions"], stored_of(mb))
         adv = mb["advantages"]
         if cfg.norm_adv:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            # under torchrun, update() passes the global minibatch's moments (this is the rank's share of it)
+            mean, std = (mb["adv_mean"], mb["adv_std"]) if "adv_mean" in mb else (adv.mean(), adv.std())
+            adv = (adv - mean) / (std + 1e-8)
         pg_loss = self.policy_loss(log_ratio, adv)
         v_loss = value_loss(self.critic(mb["obs"]), mb["values"], mb["returns"], cfg.clip_coef if cfg.clip_vloss else None)
         ent = entropy.mean() if entropy is not None else torch.zeros((), device=adv.device)

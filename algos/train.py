@@ -8,6 +8,7 @@ settings from ``<run_dir>/config.json``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -20,6 +21,7 @@ import torch
 import tyro
 
 import vecenvs
+from algos import distributed
 from algos.logger import CONFIG_FILE, METRICS_FILE, RunLogger
 from algos.base import Algorithm, AlgorithmConfig
 from algos.presets import PRESETS
@@ -59,6 +61,8 @@ class TrainArgs:
     """CPU threads for torch; small RL networks run fastest on one (0: torch's default)"""
     preset: str | None = None
     """start from a named hyperparameter preset of the algorithm"""
+    capture_video: bool = False
+    """record copy 0's episode of each evaluation and of the final policy to <run_dir>/videos/step_<N>.mp4 and TensorBoard (pip install -e ".[video]")"""
     algo: AlgorithmConfig = field(default_factory=AlgorithmConfig)
 
 
@@ -169,6 +173,7 @@ def train(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str] = ()) 
     On ``--resume`` the algorithm config comes from the checkpoint.
     """
     check_args(args)
+    eval_env_kwargs = _check_capture_video(args) if args.capture_video else {}
     run_dir = Path(args.run_dir or default_run_dir(algo_cls, args))
     ckpt = run_dir / "checkpoint.pt"
     if args.resume and not ckpt.is_file():
@@ -177,19 +182,29 @@ def train(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str] = ()) 
         # a new run would mix its metrics with the old ones and overwrite the old checkpoint
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir "
                               "(or delete that directory) to start a new one")
+    world = distributed.current()  # under torchrun: evaluation, logging and the summary are rank 0's
+    is_main = world is None or world.is_main
+    if world is not None:
+        world.barrier()  # every rank has checked run_dir before rank 0 writes to it
     agent = algo_cls.for_run(args, resume_from=ckpt if args.resume else None)
-    if args.resume:
+    if args.resume and is_main:
         print(f"resumed {algo_cls.__name__} from {ckpt} at env step {agent.global_step:,}")
     eval_env = None
-    if args.eval_every:
-        eval_env = vecenvs.make(args.env_id, num_envs=args.eval_episodes, device=args.device, seed=args.seed + 10_000, backend=args.backend)
+    if args.eval_every and is_main:
+        eval_env = vecenvs.make(args.env_id, num_envs=args.eval_episodes, device=args.device, seed=args.seed + 10_000, backend=args.backend,
+                                **eval_env_kwargs)
     settings = {k: v for k, v in dataclasses.asdict(args).items() if k != "algo"}
     record = {"algo": algo_cls.__name__, **_jsonable(settings), "algo_config": _jsonable(dataclasses.asdict(agent.config)),
-              "command": list(argv)}
-    with RunLogger(run_dir, config=record, resume_step=agent.global_step if args.resume else None) as logger:
+              "command": list(argv), "world_size": 1 if world is None else world.size}
+    run_logger = RunLogger(run_dir, config=record, resume_step=agent.global_step if args.resume else None) if is_main else None
+    with run_logger or contextlib.nullcontext() as logger:
         t0 = time.perf_counter()
+        if args.capture_video and eval_env is not None:
+            from algos.video import RecordEvalVideo
+
+            eval_env = RecordEvalVideo(eval_env, run_dir / "videos", step=lambda: agent.global_step, writer=logger.writer)
         learn = dict(logger=logger, eval_env=eval_env, eval_every=args.eval_every, checkpoint_path=ckpt,
-                     checkpoint_every=args.checkpoint_every, progress=args.progress, eval_seed=args.seed + 10_000)
+                     checkpoint_every=args.checkpoint_every, progress=args.progress and is_main, eval_seed=args.seed + 10_000)
         online_steps = getattr(args, "online_steps", 0)
         if not getattr(agent, "resumes_online", False):  # an online checkpoint has finished its offline phase
             agent.learn(args.total_steps, **learn)
@@ -198,24 +213,47 @@ def train(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str] = ()) 
                                          backend=args.backend))
             agent.learn(args.total_steps + online_steps, **learn)
         elapsed = time.perf_counter() - t0
+        # the final policy's return for the summary (and its video, while the TensorBoard writer is open)
+        final_eval = agent.evaluate(eval_env, seed=args.seed + 10_000) if eval_env is not None else None
     summary = {agent.step_unit.replace(" ", "_"): agent.global_step, "seconds": round(elapsed, 1)}
     if agent.config.compile:
         summary["compile_seconds"] = round(agent.compile_seconds, 1)
     if eval_env is not None:
-        summary["eval_return"] = round(agent.evaluate(eval_env, seed=args.seed + 10_000)["return_mean"], 2)
+        summary["eval_return"] = round(final_eval["return_mean"], 2)
         if getattr(agent, "reference_scores", None) is not None:
             summary["eval_normalized_score"] = round(float(agent.normalized_score(summary["eval_return"])), 2)
-    print(json.dumps(summary))
+    if is_main:
+        print(json.dumps(summary))
     return agent
+
+
+def _check_capture_video(args: TrainArgs) -> dict[str, Any]:
+    """Fail before anything is built when ``--capture-video`` cannot work; the eval env's extra ``vecenvs.make`` kwargs."""
+    if not args.eval_every:
+        raise ValueError("--capture-video records evaluation episodes, and --eval-every 0 turns evaluation off; "
+                         "pass --eval-every N (env steps between evaluations)")
+    from algos.video import check_capture
+    from vecenvs.render import render_kwargs
+
+    check_capture(args.env_id, device=args.device, backend=args.backend)
+    return render_kwargs(args.env_id, args.device, args.backend)
 
 
 def main(algo_cls: type[Algorithm], argv: list[str] | None = None) -> Algorithm:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and train."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(algo_cls, argv)
+    # under torchrun: reject what cannot run data-parallel before joining the process group
+    distributed.check_launch(algo_cls, args.num_envs, getattr(args.algo, "num_steps", None),
+                             getattr(args.algo, "num_minibatches", None))
     if args.torch_threads > 0:  # train() checks the values before anything is built or written
         torch.set_num_threads(args.torch_threads)
-    return train(algo_cls, args, argv)
+    world = distributed.init(args.device)  # None (nothing initialised) unless torchrun launched several processes
+    try:
+        return train(algo_cls, args, argv)
+    finally:
+        if world is not None:
+            distributed.shutdown()
 
 
 def _jsonable(d: Any) -> Any:

@@ -12,7 +12,7 @@ numbers. Generative offline agents act as their config says (``eval_stochastic``
 policy, as the papers evaluate), and ``--act-candidates N`` evaluates them with candidate
 resampling (N actions, one drawn by softmax(Q / temperature)), which the output records. The env id defaults to the ``env_id`` in the run's config.json beside the
 checkpoint. Prints one JSON object: env_id, algo, episodes, seed, return_mean, return_std,
-length_mean.
+length_mean, and with ``--capture-video`` the mp4 of copy 0's episode (``video``).
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ class Args:
     """generative offline policies: candidate actions per observation, one kept by softmax(Q / act-temperature) (None: the checkpoint's setting)"""
     act_temperature: float | None = None
     """with act-candidates: the softmax temperature (None: the checkpoint's setting)"""
+    capture_video: bool = False
+    """record the first evaluated episode (env copy 0) to <video-dir>/eval_seed<SEED>.mp4 (pip install -e ".[video]")"""
+    video_dir: Path | None = None
+    """with --capture-video: where the mp4 goes (default: videos/ beside the checkpoint)"""
 
 
 def checkpoint_path(path: Path) -> Path:
@@ -72,6 +76,8 @@ def validate(args: Args) -> None:
         raise SystemExit(f"--act-candidates must be a positive number of candidate actions, got {args.act_candidates}")
     if args.act_temperature is not None and args.act_temperature < 0:
         raise SystemExit(f"--act-temperature must be >= 0, got {args.act_temperature}")
+    if args.video_dir is not None and not args.capture_video:
+        raise SystemExit("--video-dir says where --capture-video writes its mp4; pass --capture-video too")
     if args.env_id is not None and not args.env_id.strip():
         raise SystemExit("--env-id is empty; expected an env id such as CartPole-v1")
     try:
@@ -112,10 +118,24 @@ def env_id_from_config(checkpoint: Path) -> str:
     return env_id
 
 
+def capture_video_check(env_id: str, args: Args) -> dict[str, Any]:
+    """Exit now, before the checkpoint is loaded, when ``env_id`` cannot be rendered or encoded here;
+    the extra ``vecenvs.make`` kwargs the rendered env needs."""
+    from algos.video import check_capture
+    from vecenvs.render import RenderingUnavailable, render_kwargs
+
+    try:
+        check_capture(env_id, device=args.device, backend=args.backend)
+    except (RenderingUnavailable, ValueError) as e:
+        raise SystemExit(f"--capture-video: {e}") from None
+    return render_kwargs(env_id, args.device, args.backend)
+
+
 def main(args: Args) -> dict[str, Any]:
     validate(args)
     checkpoint = checkpoint_path(args.checkpoint)
     env_id = args.env_id or env_id_from_config(checkpoint)
+    env_kwargs = capture_video_check(env_id, args) if args.capture_video else {}
     try:
         algo = load_checkpoint(checkpoint)["algo"]
     except ValueError as e:
@@ -126,7 +146,7 @@ def main(args: Args) -> dict[str, Any]:
     agent = by_name[algo].load(checkpoint, device=args.device)
     protocol = set_protocol(agent, args)
     try:
-        env = vecenvs.make(env_id, num_envs=args.episodes, device=args.device, seed=args.seed, backend=args.backend)
+        env = vecenvs.make(env_id, num_envs=args.episodes, device=args.device, seed=args.seed, backend=args.backend, **env_kwargs)
     except ValueError as e:
         raise SystemExit(f"cannot make the evaluation env: {e}") from None
     try:
@@ -134,8 +154,14 @@ def main(args: Args) -> dict[str, Any]:
     except ValueError as e:
         source = "--env-id" if args.env_id else f"the env_id of {checkpoint.parent / 'config.json'}"
         raise SystemExit(f"{checkpoint} cannot be evaluated on {env_id} ({source}): {e}") from None
+    if args.capture_video:
+        from algos.video import RecordEvalVideo
+
+        env = RecordEvalVideo(env, args.video_dir or checkpoint.parent / "videos", name=lambda _: f"eval_seed{args.seed}")
     result = {"env_id": env_id, "algo": algo, "episodes": args.episodes, "seed": args.seed, **protocol,
               **agent.evaluate(env, seed=args.seed)}
+    if args.capture_video:
+        result["video"] = str(env.videos[0])
     print(json.dumps(result))
     return result
 

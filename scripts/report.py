@@ -5,6 +5,13 @@
     python scripts/report.py runs/offline --profiles profiles.png --improvement IQL BC
     python scripts/report.py runs/table --group-by 'table/([^/]+)/'   # trpo and trpo-annealkl as two algorithms
 
+A path is a run directory, a directory to search for them, or a results file (``results/*.jsonl``, one JSON
+record per run, as ``scripts/results_table.py`` and ``scripts/offline_table.py`` write them): a record gives its
+final evaluation (``final``; offline records hold the normalized score, with the raw return from the file's
+``references``), its final step (the last point of its ``curve``) and its ``command``, whose flags other than
+the seed and run directory are the settings the seeds of a cell must share. The README's MuJoCo table is
+``python scripts/report.py results/mujoco_1m.jsonl``.
+
 A run directory is one the training scripts write (``config.json`` and ``metrics.jsonl``); a directory
 that is not one is searched for them. Each run contributes its final evaluation: the last record of
 ``metrics.jsonl`` holding ``--metric``, never the best one, and the ``--normalized`` score of that same
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import sys
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -49,7 +57,7 @@ except ImportError as e:
 # Settings that may differ between the seeds of one cell: bookkeeping, speed, what the final-step
 # check covers (total_steps) and the dataset's path (its name is the task); the rest of config.json must agree.
 FREE_SETTINGS = {"seed", "run_dir", "command", "resume", "progress", "torch_threads", "device", "backend", "env_compile",
-                 "compile", "checkpoint_every", "eval_every", "total_steps", "dataset", "algo"}
+                 "compile", "checkpoint_every", "eval_every", "total_steps", "dataset", "algo", "capture_video"}
 
 
 class ReportError(ValueError):
@@ -72,7 +80,7 @@ class Final:
 @dataclass
 class Args:
     run_dirs: tyro.conf.Positional[list[Path]]
-    """run directories, or directories to search for them"""
+    """run directories, directories to search for them, or results files (.jsonl records)"""
     metric: str = "eval/return"
     """the metrics.jsonl key of an evaluation"""
     normalized: str | None = "eval/normalized_score"
@@ -91,6 +99,8 @@ class Args:
     """report cells whose runs' final evaluations are at different steps"""
     profiles: Path | None = None
     """draw performance profiles of normalized scores into this image"""
+    where: tuple[str, ...] = ()
+    """KEY=VALUE: of a results file, only the records whose field KEY is VALUE (e.g. table=generative)"""
     improvement: tuple[str, str] | None = None
     """two algorithms A B: add the probability of improvement of A over B on their shared tasks"""
 
@@ -151,6 +161,70 @@ def read_run(run_dir: Path, metric: str, normalized: str | None, group_by: str |
                  float(norm) if isinstance(norm, (int, float)) and math.isfinite(norm) else None, _settings(config))
 
 
+# Command-line flags that may differ between the seeds of one cell of a results file.
+FREE_FLAGS = {"--seed", "--run-dir", "--no-progress", "--progress", "--torch-threads", "--env-compile", "--backend",
+              "--checkpoint-every", "--eval-every", "--total-steps", "--dataset", "--device"}
+
+
+def _command_settings(command: str) -> dict[str, Any]:
+    """A record's command as {flag: value}, without the flags seeds may differ in (the script is the algorithm)."""
+    words = shlex.split(command)
+    flags: dict[str, Any] = {}
+    key = None
+    for word in words[2:]:  # python scripts/train_<algo>.py
+        if word.startswith("--"):
+            key = word
+            flags[key] = True
+        elif key is not None:
+            flags[key] = word if flags[key] is True else f"{flags[key]} {word}"
+    return {k: v for k, v in flags.items() if k not in FREE_FLAGS}
+
+
+def read_records(path: Path, where: Sequence[str] = ()) -> list[Final | str]:
+    """The final evaluations of a results file's records whose fields match every ``KEY=VALUE`` of ``where``
+    (a later record of the same run replaces an earlier one)."""
+    wanted = {}
+    for entry in where:
+        key, sep, value = entry.partition("=")
+        if not sep:
+            raise ReportError(f"--where {entry!r}: expected KEY=VALUE, e.g. table=generative")
+        wanted[key] = value
+    latest: dict[tuple, tuple[int, dict[str, Any]]] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            key = (r["algo"], r.get("table"), r.get("dataset") or r["env_id"], r.get("weighting"), r["seed"], r.get("candidates", 1))
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ReportError(f"{path}:{number}: not a run record ({e}); expected a JSON object with algo, env_id "
+                              "or dataset, seed, final, curve and command") from None
+        if all(str(r.get(k)) == v for k, v in wanted.items()):
+            latest[key] = (number, r)
+    if not latest:
+        raise ReportError(f"{path}: no records" + (f" with {' '.join(where)}" if where else ""))
+    finals: list[Final | str] = []
+    for number, r in latest.values():
+        where = Path(f"{path}:{number}")
+        if not r.get("curve"):
+            finals.append(f"{where}: {r['algo']} on {r.get('dataset') or r['env_id']} seed {r['seed']} has no evaluation curve, so its final step is unknown")
+            continue
+        label = r["algo"] if r.get("weighting") in (None, "uniform") else f"{r['algo']}-{r['weighting']}"
+        if r.get("candidates", 1) != 1:
+            label += f"-{r['candidates']}cand"
+        final = float(r["final"])
+        if r.get("references"):  # offline: the record holds the normalized score
+            low, high = r["references"]
+            score, normalized = low + final / 100 * (high - low), final
+        else:
+            score, normalized = final, None
+        finals.append(Final(where, label, r.get("dataset") or r["env_id"], int(r["curve"][-1][0]), score, normalized,
+                            # a results file's tables and dataset builds (their reference scores) are not pooled
+                            {**_command_settings(r.get("command", "")), "table": r.get("table"),
+                             "references": r.get("references")}))
+    return finals
+
+
 def cells_of(finals: list[Final]) -> dict[tuple[str, str], list[Final]]:
     """The runs of each (task, algorithm), in that order."""
     cells: dict[tuple[str, str], list[Final]] = {}
@@ -172,7 +246,7 @@ def check_cell(runs: list[Final], allow_unequal_steps: bool = False) -> None:
         for key in first.settings.keys() & run.settings.keys():  # a key of a newer config is not a difference
             if first.settings[key] != run.settings[key]:
                 raise ReportError(f"runs of {where} differ in {key}: {first.settings[key]!r} in {first.path}, "
-                                  f"{run.settings[key]!r} in {run.path}; label them apart with --group-by REGEX")
+                                  f"{run.settings[key]!r} in {run.path}; label them apart with --group-by REGEX (results files: pick records with --where KEY=VALUE)")
 
 
 def _mean_iqm(scores: np.ndarray) -> np.ndarray:
@@ -300,7 +374,12 @@ def main(args: Args) -> str:
         raise ReportError("no run directories given; expected e.g. runs/offline or runs/ppo/Hopper-v4/seed*")
     if args.reps < 1:
         raise ReportError(f"--reps must be a positive number of resamples, got {args.reps}")
-    read = [read_run(p, args.metric, args.normalized, args.group_by) for p in find_runs(args.run_dirs)]
+    files = [p for p in args.run_dirs if p.is_file()]
+    if files and args.group_by is not None:
+        raise ReportError("--group-by names runs by their path; results files name them by their records' algo")
+    read = [r for f in files for r in read_records(f, args.where)]
+    dirs = [p for p in args.run_dirs if not p.is_file()]
+    read += [read_run(p, args.metric, args.normalized, args.group_by) for p in (find_runs(dirs) if dirs else [])]
     incomplete = [r for r in read if isinstance(r, str)]
     if incomplete and not args.skip_incomplete:
         raise ReportError("incomplete runs (no evaluation to report): " + "; ".join(incomplete) +

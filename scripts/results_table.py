@@ -1,6 +1,7 @@
 """Run the MuJoCo 1M-step table and render it from its results file.
 
     python scripts/results_table.py run --algos trpo spo --envs Hopper-v4 HalfCheetah-v4 Walker2d-v4 --seeds 0 1 2
+    python scripts/results_table.py record runs/mujoco1m/spo  # record finished runs (a scripts/sweep.py root)
     python scripts/results_table.py render                  # print the Markdown table
     python scripts/results_table.py render --check README.md   # fail if the README's copy differs
 
@@ -34,7 +35,7 @@ ENVS = ("Hopper-v4", "HalfCheetah-v4", "Walker2d-v4")
 # overhead made 1M steps take ~27 min on our 2-core machine, against ~12 at 8 envs.
 # A name is the script's algorithm, or <algo>-<variant> for a variant of its recipe.
 RECIPES = {
-    "ppo": ["--num-envs", "8", "--algo.num-steps", "256"],
+    "ppo": ["--preset", "mujoco", "--num-envs", "8", "--algo.num-steps", "256", "--env-compile"],
     "trpo": ["--preset", "mujoco", "--num-envs", "8", "--algo.num-steps", "256", "--env-compile"],
     "trpo-annealkl": ["--preset", "mujoco", "--num-envs", "8", "--algo.num-steps", "256", "--env-compile", "--algo.anneal-max-kl"],
     "spo": ["--preset", "mujoco", "--num-envs", "8", "--env-compile"],
@@ -44,7 +45,7 @@ PUBLISHED = {
     "ppo": ("CleanRL PPO, published", {"Hopper-v4": "2383 +/- 272", "HalfCheetah-v4": "1443 +/- 46", "Walker2d-v4": "2288 +/- 572"}),
     "trpo": ("sb3-contrib TRPO, published", {"Hopper-v4": "3372 +/- 215", "HalfCheetah-v4": "1803 +/- 46", "Walker2d-v4": "4502 +/- 234"}),
 }
-LABELS = {"ppo": "PPO (ours, one earlier run)", "trpo": "TRPO (ours, `--preset mujoco`)",
+LABELS = {"ppo": "PPO (ours, `--preset mujoco`)", "trpo": "TRPO (ours, `--preset mujoco`)",
           "trpo-annealkl": "TRPO (ours, `--preset mujoco --algo.anneal-max-kl`)", "spo": "SPO (ours, `--preset mujoco`)"}
 
 
@@ -62,6 +63,19 @@ class Run:
     out: Path = RESULTS
     runs_root: Path = Path("runs/table")
     """where the run directories go"""
+
+
+@dataclass
+class Record:
+    """Append the records of finished run directories (e.g. a scripts/sweep.py root) to the results file."""
+
+    run_dirs: tyro.conf.Positional[list[Path]]
+    """run directories, or directories to search for them (each holds config.json and metrics.jsonl)"""
+    total_steps: int = 1_000_000
+    """a run is finished when its last evaluation is at or past this step; unfinished ones are refused"""
+    label: str | None = None
+    """the record's algo (default: the run's algorithm, lower-case); a variant of a recipe is <algo>-<variant>"""
+    out: Path = RESULTS
 
 
 @dataclass
@@ -129,6 +143,32 @@ def run(args: Run) -> None:
                 print(f"{algo} {env_id} seed {seed}: final {record['final']:.0f}, peak {record['peak']:.0f}, {seconds:.0f} s", flush=True)
 
 
+def record(args: Record) -> None:
+    commit, machine = provenance()
+    runs = sorted({p.parent for d in args.run_dirs for p in Path(d).rglob("config.json")})
+    if not runs:
+        raise SystemExit(f"results_table.py record: no run directories (config.json) under {', '.join(map(str, args.run_dirs))}")
+    records = []
+    for run_dir in runs:
+        config = json.loads((run_dir / "config.json").read_text())
+        curve = eval_curve(run_dir) if (run_dir / "metrics.jsonl").is_file() else []
+        if not curve or curve[-1][0] < args.total_steps:
+            reached = f"step {curve[-1][0]:,}" if curve else "no evaluation"
+            raise SystemExit(f"results_table.py record: {run_dir} is unfinished ({reached}, expected {args.total_steps:,}); "
+                             "finish it (scripts/sweep.py --resume) first")
+        algo = config["algo"].lower()
+        records.append({
+            "algo": args.label or algo, "env_id": config["env_id"], "seed": config["seed"],
+            "command": shlex.join(["python", f"scripts/train_{algo}.py", *config["command"]]).replace(f"{ROOT}/", ""),
+            "commit": commit, "machine": machine, "seconds": round(_last_time(run_dir), 1),
+            "curve": curve, "final": curve[-1][1], "peak": max(r for s, r in curve if s > 0),
+        })
+    with args.out.open("a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    for r in records:
+        print(f"{r['algo']} {r['env_id']} seed {r['seed']}: final {r['final']:.0f}, peak {r['peak']:.0f}")
+
+
 def load(results: Path) -> list[dict]:
     """The records of a results file; a later record of the same (algo, env, seed) replaces an earlier one."""
     latest: dict[tuple, dict] = {}
@@ -170,9 +210,12 @@ def readme_table(markdown: str, marker: str = MARKER) -> str:
     return parts[1].strip()
 
 
-def main(args: Run | Render) -> None:
+def main(args: Run | Record | Render) -> None:
     if isinstance(args, Run):
         run(args)
+        return
+    if isinstance(args, Record):
+        record(args)
         return
     table = render(load(args.results))
     if args.check is None:
@@ -184,4 +227,4 @@ def main(args: Run | Render) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Run | Render))  # type: ignore[arg-type]  # subcommands: run, render
+    main(tyro.cli(Run | Record | Render))  # type: ignore[arg-type]  # subcommands: run, record, render

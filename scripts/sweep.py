@@ -108,8 +108,9 @@ class Args:
     """seeds of every cell (none given: 0)"""
     total_steps: int | None = None
     """env steps (dataset algorithms: gradient updates) per run"""
-    overrides: Annotated[list[str], tyro.conf.arg(name="set")] = field(default_factory=list)
-    """[ALGO:]KEY=V1,V2,...: an axis of the grid; KEY is algo.<field> or a run setting such as num_envs"""
+    # appended: a second --set adds its entries rather than silently replacing the first's
+    overrides: Annotated[tyro.conf.UseAppendAction[list[list[str]]], tyro.conf.arg(name="set")] = field(default_factory=list)
+    """[ALGO:]KEY=V1,V2,...: an axis of the grid; KEY is algo.<field> or a run setting such as num_envs (repeatable)"""
     root: Path = Path("runs/sweep")
     """run dirs go to <root>/<algo>/<task>/<override label>/seed<N>"""
     resume: bool = False
@@ -298,7 +299,7 @@ def load_grid(args: Args) -> Grid:
     pick = lambda name, default: getattr(args, name) if getattr(args, name) is not None else data.get(name, default)  # noqa: E731
     algos = [str(a) for a in pick("algos", [])]
     overrides = {(o.algo, o.key): o for o in _file_overrides(data, algos)}
-    overrides.update(((o.algo, o.key), o) for o in (parse_set(e, algos) for e in args.overrides))
+    overrides.update(((o.algo, o.key), o) for o in (parse_set(e, algos) for group in args.overrides for e in group))
     total = pick("total_steps", None)
     if total is None:
         raise SweepError("no --total-steps (or total_steps in the --grid file): how long is each run?")

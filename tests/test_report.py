@@ -183,3 +183,65 @@ def test_cli_prints_and_writes_the_table(report, grid, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="report.py: no run directories .* under .*empty"):
         report.cli([str(tmp_path / "empty")])
+
+
+# --- results files -----------------------------------------------------------------------------------
+def write_records(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def record(algo: str, env_id: str, seed: int, final: float, step: int = 1000, command: str | None = None, **extra) -> dict:
+    command = command or f"python scripts/train_{algo}.py --env-id {env_id} --seed {seed} --num-envs 8 --run-dir runs/x{seed}"
+    return {"algo": algo, "env_id": env_id, "seed": seed, "final": final, "curve": [[0, 0.0], [step, final]],
+            "command": command, **extra}
+
+
+def test_results_file_records_reproduce_rliable(report, tmp_path):
+    rng = np.random.default_rng(3)
+    finals = rng.uniform(0, 3000, size=(2, 4))
+    rows = [record(algo, "Hopper-v4", seed, float(finals[i, seed])) for i, algo in enumerate(("ppo", "spo")) for seed in range(4)]
+    rows.append(record("ppo", "Hopper-v4", 0, float(finals[0, 0]) + 1))  # a later record of a run replaces the earlier
+    finals[0, 0] += 1
+    path = write_records(tmp_path / "results.jsonl", rows)
+    table = report.main(report.Args([path], reps=REPS, seed=SEED))
+    for i, algo in enumerate(("ppo", "spo")):
+        x = finals[i][:, None]
+        np.random.seed(SEED)
+        point, ci = rly.get_interval_estimates({"x": x}, lambda s: np.array([metrics.aggregate_mean(s), metrics.aggregate_iqm(s)]), reps=REPS)
+        row = next(line for line in table.splitlines() if f"| {algo} |" in line)
+        assert f"| 4 | 1,000 | {point['x'][0]:.1f} [{ci['x'][0, 0]:.1f}, {ci['x'][1, 0]:.1f}] | {point['x'][1]:.1f} " in row
+
+
+def test_results_file_offline_records_and_refusals(report, tmp_path):
+    ref = [10.0, 1010.0]
+    rows = [record("iql", "Hopper-v5", s, 50.0 + s, dataset="hopper-medium-v5", table="standard", weighting="uniform",
+                   references=ref) for s in range(3)]
+    rows += [record("iql", "Hopper-v5", s, 60.0, dataset="hopper-medium-v5", table="mixed", weighting="aw", references=ref)
+             for s in range(3)]
+    path = write_records(tmp_path / "offline.jsonl", rows)
+    table = report.main(report.Args([path], reps=50, where=("table=standard",)))
+    assert "| hopper-medium-v5 | iql | 3 | 1,000 | 520.0 " in table and "| 51.0 [" in table and "iql-aw" not in table
+    assert "| hopper-medium-v5 | iql-aw | 3 |" in report.main(report.Args([path], reps=50))  # a sampler is its own row
+    # the same algorithm on another build of the dataset, or with other flags, is not pooled
+    other = write_records(tmp_path / "other.jsonl", rows[:3] + [dict(rows[0], seed=5, references=[10.0, 2000.0])])
+    with pytest.raises(report.ReportError, match="differ in references"):
+        report.main(report.Args([other], reps=50))
+    flags = write_records(tmp_path / "flags.jsonl", [record("ppo", "Hopper-v4", 0, 1.0),
+                                                      record("ppo", "Hopper-v4", 1, 1.0, command="python scripts/train_ppo.py --num-envs 4")])
+    with pytest.raises(report.ReportError, match="differ in --num-envs: '8'"):
+        report.main(report.Args([flags], reps=50))
+    no_curve = write_records(tmp_path / "nocurve.jsonl", [dict(record("ppo", "Hopper-v4", 0, 1.0), curve=None)])
+    with pytest.raises(report.ReportError, match="ppo on Hopper-v4 seed 0 has no evaluation curve"):
+        report.main(report.Args([no_curve], reps=50))
+    with pytest.raises(report.ReportError, match="not a run record"):
+        report.main(report.Args([write_records(tmp_path / "bad.jsonl", [{"x": 1}])], reps=50))
+
+
+def test_readme_mujoco_table_is_the_reports_output(report):
+    """The README's multi-seed MuJoCo table is `python scripts/report.py results/mujoco_1m.jsonl`."""
+    marker = "<!-- report:mujoco_1m -->"
+    parts = (ROOT / "README.md").read_text().split(marker)
+    assert len(parts) == 3, f"README.md needs exactly two {marker} lines"
+    assert parts[1].strip() == report.main(report.Args([ROOT / "results" / "mujoco_1m.jsonl"])), \
+        "README's table differs from its source; regenerate it with: python scripts/report.py results/mujoco_1m.jsonl"

@@ -66,6 +66,12 @@ def test_grid_file_and_set_expand_into_labelled_run_dirs(tmp_path, capsys):
     assert "4 trials" not in out and "2 trials" in out and "--algo.no-norm-adv" in out and "--algo.learning-rate 0.0005" in out
     assert "ppo/CartPole-v1/clip_coef=0.1/seed3" in out and not (tmp_path / "root").exists()  # a dry run writes nothing
 
+    # a repeated --set adds to the first rather than replacing it
+    sweep.cli(["--algos", "ppo", "--envs", "CartPole-v1", "--set", "num_envs=4", "eval_episodes=3", "--set", "algo.num_steps=32", "--total-steps", "1000",
+               "--root", str(tmp_path / "root"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert "--num-envs 4" in out and "--eval-episodes 3" in out and "--algo.num-steps 32" in out
+
 
 @pytest.mark.parametrize("argv, message", [
     (["--algos", "ppp", "--envs", "CartPole-v1"], r"unknown algorithm 'ppp' \(did you mean 'ppo'\?\); valid: .*sac, spo"),

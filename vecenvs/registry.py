@@ -42,6 +42,13 @@ def registered_ids() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def resolve_backend(env_id: str, device: Device = "cpu", backend: str | None = None) -> str:
+    """The backend :func:`make` would build ``env_id`` with: a native one, or ``"gymnasium"`` (the adapter)."""
+    if env_id in _REGISTRY:
+        return backend or _REGISTRY[env_id].default_backend(check_device(device))
+    return "gymnasium"
+
+
 def make(
     env_id: str,
     num_envs: int = 1,

@@ -346,7 +346,9 @@ class NormalizeReward(TorchVecEnvWrapper):
     gymnasium#1451 got wrong. Rewards are not shifted by the mean, as in gymnasium/SB3.
     """
 
-    def __init__(self, env: VectorEnv, gamma: float = 0.99, clip: float | None = 10.0, epsilon: float = 1e-8) -> None:
+    def __init__(self, env: VectorEnv, gamma: float = 0.99, clip: float | None = 10.0, epsilon: float = 1e-8,
+                 rms: RunningMeanStd | None = None) -> None:
+        """``rms``: the 0-d return statistics to use (e.g. one kept in sync across processes); default a fresh one."""
         super().__init__(env)
         _require_same_step(env, "NormalizeReward")
         if not 0.0 <= gamma <= 1.0:
@@ -357,7 +359,9 @@ class NormalizeReward(TorchVecEnvWrapper):
         self.clip = clip
         self.epsilon = epsilon
         self.update = True
-        self.rms = RunningMeanStd((), device=env.device)
+        self.rms = rms if rms is not None else RunningMeanStd((), device=env.device)
+        if self.rms.shape != ():
+            raise ValueError(f"NormalizeReward's rms tracks scalar returns: it must have shape (), got {self.rms.shape}")
         self.returns = torch.zeros(self.num_envs, dtype=torch.float64, device=torch.device(env.device))
 
     def freeze(self) -> None:
