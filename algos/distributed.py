@@ -156,14 +156,6 @@ class World:
         var = (s2 - s1 * mean).clamp_min(0.0) / max(n - 1.0, 1.0)
         return mean.float(), var.sqrt().float()
 
-    def explained_variance(self, values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
-        """1 - Var[R - V] / Var[R] over every rank's samples (one all-reduce of their moments)."""
-        r, d = returns.double().flatten(), (returns.double() - values.double()).flatten()
-        s = self.sum_(torch.stack([r.sum(), r.square().sum(), d.sum(), d.square().sum()]))
-        n = float(r.numel() * self.size)
-        ss_r, ss_d = s[1] - s[0] * s[0] / n, s[3] - s[2] * s[2] / n
-        return torch.where(ss_r > 0, 1 - ss_d / ss_r, torch.zeros_like(ss_r)).float()
-
     def all_gather_cat(self, x: torch.Tensor) -> torch.Tensor:
         """Every rank's ``x`` (same shape on all), concatenated along dim 0 in rank order."""
         out = torch.empty((self.size * x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)

@@ -148,7 +148,8 @@ class PPO(OnPolicyAlgorithm):
             metrics["explained_variance"] = explained_variance(buffer.values.flatten(), buffer.returns.flatten())
         else:  # the global batch's metrics on every rank: one all-reduce each
             metrics = world.mean_dict(metrics)
-            metrics["explained_variance"] = world.explained_variance(buffer.values, buffer.returns)
+            metrics["explained_variance"] = explained_variance(world.all_gather_cat(buffer.values.flatten()),
+                                                               world.all_gather_cat(buffer.returns.flatten()))
         metrics["learning_rate"] = torch.tensor(lr)
         return metrics
 

@@ -233,10 +233,8 @@ def _check_capture_video(args: TrainArgs) -> dict[str, Any]:
         raise ValueError("--capture-video records evaluation episodes, and --eval-every 0 turns evaluation off; "
                          "pass --eval-every N (env steps between evaluations)")
     from algos.video import check_capture
-    from vecenvs.render import render_kwargs
 
-    check_capture(args.env_id, device=args.device, backend=args.backend)
-    return render_kwargs(args.env_id, args.device, args.backend)
+    return check_capture(args.env_id, device=args.device, backend=args.backend)
 
 
 def main(algo_cls: type[Algorithm], argv: list[str] | None = None) -> Algorithm:

@@ -61,27 +61,28 @@ def require_encoder() -> Any:
     return imageio_ffmpeg
 
 
-def check_capture(env_id: str, device: Any = "cpu", backend: str | None = None, **env_kwargs: Any) -> tuple[int, ...]:
+def check_capture(env_id: str, device: Any = "cpu", backend: str | None = None, **env_kwargs: Any) -> dict[str, Any]:
     """Fail now, not at the first evaluation, if ``env_id`` cannot be rendered or encoded here.
 
     Builds one copy of the env (seeded 0, its own generator: the caller's random state is
-    untouched), renders its first frame and returns the frame's shape. Raises
+    untouched) and renders its first frame. Returns the extra ``vecenvs.make`` keyword arguments
+    a rendered env of ``env_id`` needs (:func:`vecenvs.render.render_kwargs`). Raises
     :class:`RenderingUnavailable` for a missing dependency and ``ValueError`` for an env that
     cannot be rendered.
     """
     require_encoder()
-    env = vecenvs.make(env_id, num_envs=1, device=device, seed=0, backend=backend,
-                       **env_kwargs, **render_kwargs(env_id, device, backend))
+    make_kwargs = render_kwargs(env_id, device, backend)
+    env = vecenvs.make(env_id, num_envs=1, device=device, seed=0, backend=backend, **env_kwargs, **make_kwargs)
     try:
         env.reset(seed=0)
         renderer = make_renderer(env)
         try:
-            frame = renderer.render()
+            renderer.render()
         finally:
             renderer.close()
     finally:
         env.close()
-    return tuple(np.asarray(frame).shape)
+    return make_kwargs
 
 
 def write_mp4(path: str | Path, frames: Sequence[np.ndarray], fps: int) -> Path:

@@ -122,13 +122,12 @@ def capture_video_check(env_id: str, args: Args) -> dict[str, Any]:
     """Exit now, before the checkpoint is loaded, when ``env_id`` cannot be rendered or encoded here;
     the extra ``vecenvs.make`` kwargs the rendered env needs."""
     from algos.video import check_capture
-    from vecenvs.render import RenderingUnavailable, render_kwargs
+    from vecenvs.render import RenderingUnavailable
 
     try:
-        check_capture(env_id, device=args.device, backend=args.backend)
+        return check_capture(env_id, device=args.device, backend=args.backend)
     except (RenderingUnavailable, ValueError) as e:
         raise SystemExit(f"--capture-video: {e}") from None
-    return render_kwargs(env_id, args.device, args.backend)
 
 
 def main(args: Args) -> dict[str, Any]:

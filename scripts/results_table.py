@@ -116,6 +116,13 @@ def provenance(short: bool = False) -> tuple[str, str]:
     return commit + ("-dirty" if dirty else ""), machine
 
 
+def run_record(algo: str, env_id: str, seed: int, command: str, commit: str, machine: str, seconds: float,
+               curve: list[list[float]]) -> dict:
+    """One line of the results file: the run's command and provenance, its evaluation curve, final and peak return."""
+    return {"algo": algo, "env_id": env_id, "seed": seed, "command": command, "commit": commit, "machine": machine,
+            "seconds": round(seconds, 1), "curve": curve, "final": curve[-1][1], "peak": max(r for s, r in curve if s > 0)}
+
+
 def run(args: Run) -> None:
     commit, machine = provenance()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -133,11 +140,7 @@ def run(args: Run) -> None:
                     subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
                     seconds = time.perf_counter() - t0
                     curve = eval_curve(ROOT / run_dir)
-                record = {
-                    "algo": algo, "env_id": env_id, "seed": seed, "command": shlex.join(cmd),
-                    "commit": commit, "machine": machine, "seconds": round(seconds, 1),
-                    "curve": curve, "final": curve[-1][1], "peak": max(r for s, r in curve if s > 0),
-                }
+                record = run_record(algo, env_id, seed, shlex.join(cmd), commit, machine, seconds, curve)
                 with args.out.open("a") as f:
                     f.write(json.dumps(record) + "\n")
                 print(f"{algo} {env_id} seed {seed}: final {record['final']:.0f}, peak {record['peak']:.0f}, {seconds:.0f} s", flush=True)
@@ -157,12 +160,9 @@ def record(args: Record) -> None:
             raise SystemExit(f"results_table.py record: {run_dir} is unfinished ({reached}, expected {args.total_steps:,}); "
                              "finish it (scripts/sweep.py --resume) first")
         algo = config["algo"].lower()
-        records.append({
-            "algo": args.label or algo, "env_id": config["env_id"], "seed": config["seed"],
-            "command": shlex.join(["python", f"scripts/train_{algo}.py", *config["command"]]).replace(f"{ROOT}/", ""),
-            "commit": commit, "machine": machine, "seconds": round(_last_time(run_dir), 1),
-            "curve": curve, "final": curve[-1][1], "peak": max(r for s, r in curve if s > 0),
-        })
+        command = shlex.join(["python", f"scripts/train_{algo}.py", *config["command"]]).replace(f"{ROOT}/", "")
+        records.append(run_record(args.label or algo, config["env_id"], config["seed"], command, commit, machine,
+                                  _last_time(run_dir), curve))
     with args.out.open("a") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
     for r in records:
