@@ -290,16 +290,6 @@ def resample(args: Resample) -> None:
                 print(f"{algo} {dataset} seed {seed}, {n} candidates: final normalized {score:.1f}", flush=True)
 
 
-def load(results: Path) -> list[dict]:
-    """The records of a results file; a later record of the same cell and seed replaces an earlier one."""
-    latest: dict[tuple, dict] = {}
-    for line in results.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            latest[(r["table"], r["algo"], r["dataset"], r["weighting"], r["seed"], r.get("candidates", 1))] = r
-    return list(latest.values())
-
-
 def _cell(records: list[dict]) -> str:
     if not records:
         return ""
@@ -376,7 +366,7 @@ def main(args: Run | Reference | Resample | Render) -> None:
     elif isinstance(args, Resample):
         resample(args)
     else:
-        table = render(load(args.results))
+        table = render(results_table.load(args.results))
         if args.check is None:
             print(table)
         elif readme_table(args.check.read_text()) != table:

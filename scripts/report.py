@@ -46,6 +46,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plot  # noqa: E402  (run_info and group_label: how plot.py names a run's algorithm)
+import results_table  # noqa: E402  (latest_records: which records are the same run)
 from algos.logger import CONFIG_FILE, METRICS_FILE, read_metrics  # noqa: E402
 
 try:
@@ -189,22 +190,14 @@ def read_records(path: Path, where: Sequence[str] = ()) -> list[Final | str]:
         if not sep:
             raise ReportError(f"--where {entry!r}: expected KEY=VALUE, e.g. table=generative")
         wanted[key] = value
-    latest: dict[tuple, tuple[int, dict[str, Any]]] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-            key = (r["algo"], r.get("table"), r.get("dataset") or r["env_id"], r.get("weighting"), r["seed"], r.get("candidates", 1))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ReportError(f"{path}:{number}: not a run record ({e}); expected a JSON object with algo, env_id "
-                              "or dataset, seed, final, curve and command") from None
-        if all(str(r.get(k)) == v for k, v in wanted.items()):
-            latest[key] = (number, r)
+    try:
+        latest = results_table.latest_records(path, lambda r: all(str(r.get(k)) == v for k, v in wanted.items()))
+    except ValueError as e:
+        raise ReportError(f"{e}; expected a JSON object with algo, env_id or dataset, seed, final, curve and command") from None
     if not latest:
         raise ReportError(f"{path}: no records" + (f" with {' '.join(where)}" if where else ""))
     finals: list[Final | str] = []
-    for number, r in latest.values():
+    for number, r in latest:
         where = Path(f"{path}:{number}")
         if not r.get("curve"):
             finals.append(f"{where}: {r['algo']} on {r.get('dataset') or r['env_id']} seed {r['seed']} has no evaluation curve, so its final step is unknown")

@@ -24,6 +24,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
+
 import tyro
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,14 +171,32 @@ def record(args: Record) -> None:
         print(f"{r['algo']} {r['env_id']} seed {r['seed']}: final {r['final']:.0f}, peak {r['peak']:.0f}")
 
 
-def load(results: Path) -> list[dict]:
-    """The records of a results file; a later record of the same (algo, env, seed) replaces an earlier one."""
-    latest: dict[tuple, dict] = {}
-    for line in results.read_text().splitlines():
-        if line.strip():
+def run_key(record: dict) -> tuple:
+    """Which run a results record is of (every results file's records: MuJoCo, offline, generative)."""
+    return (record["algo"], record.get("table"), record.get("dataset") or record["env_id"], record.get("weighting"),
+            record["seed"], record.get("candidates", 1))
+
+
+def latest_records(results: Path, keep: Callable[[dict], bool] = lambda r: True) -> list[tuple[int, dict]]:
+    """(line number, record) of each run's last record in a results file, of the records ``keep`` accepts:
+    a later record of the same run (``run_key``) replaces an earlier one. A line that is not a record is a ValueError."""
+    latest: dict[tuple, tuple[int, dict]] = {}
+    for number, line in enumerate(results.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
             r = json.loads(line)
-            latest[(r["algo"], r["env_id"], r["seed"])] = r
+            key = run_key(r)
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{results}:{number}: not a run record ({e})") from None
+        if keep(r):
+            latest[key] = (number, r)
     return list(latest.values())
+
+
+def load(results: Path) -> list[dict]:
+    """The records of a results file, the last one of each run."""
+    return [r for _, r in latest_records(results)]
 
 
 def render(records: list[dict]) -> str:

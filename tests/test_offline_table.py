@@ -24,7 +24,7 @@ def _script():
 
 def test_readme_tables_match_the_results_file():
     ot = _script()
-    records = ot.load(ROOT / "results" / "offline.jsonl")
+    records = ot.results_table.load(ROOT / "results" / "offline.jsonl")
     assert records and all({"table", "algo", "dataset", "weighting", "seed", "command", "commit", "final", "curve"} <= set(r)
                            for r in records)
     assert all(r["final"] == r["curve"][-1][1] for r in records)  # the final checkpoint's score, never the best
@@ -52,7 +52,7 @@ def test_render_averages_seeds_and_check_fails_on_drift(tmp_path):
             for s, f in ((0, 40.0), (1, 60.0))]
     results = tmp_path / "r.jsonl"
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    table = ot.render(ot.load(results))
+    table = ot.render(ot.results_table.load(results))
     assert "| IQL (5,000), AW | 50.0 (n=2) |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"x\n{ot.MARKER}\n{table}\n{ot.MARKER}\n")
@@ -69,13 +69,13 @@ def test_a_table_states_its_build_and_refuses_two(tmp_path):
     resampled = {**row, "candidates": 50, "final": 35.0, "curve": [[5000, 35.0]]}
     results = tmp_path / "r.jsonl"
     results.write_text("".join(json.dumps(r) + "\n" for r in (row, resampled)))
-    table = ot.render(ot.load(results))  # the two records are two cells: candidates is part of the key
+    table = ot.render(ot.results_table.load(results))  # the two records are two cells: candidates is part of the key
     assert "files with reference returns (random / expert): hopper 16.7 / 3113.1" in table
     assert "| Diffusion-QL (5,000) | 30.0 |" in table and "| Diffusion-QL (5,000), 50 candidates | 35.0 |" in table
     other = {**row, "dataset": "hopper-medium-replay-v5", "references": [16.7, 2537.8]}
     results.write_text("".join(json.dumps(r) + "\n" for r in (row, other)))
     with pytest.raises(SystemExit, match="mixes builds"):
-        ot.render(ot.load(results))
+        ot.render(ot.results_table.load(results))
 
 
 def test_resample_commands_parse_as_the_evaluate_cli():
