@@ -325,15 +325,16 @@ class Algorithm:
     #: evaluation acts with ``act(obs, deterministic=evaluate_deterministic)``
     evaluate_deterministic: bool = True
 
-    def evaluate(self, env: gym.vector.VectorEnv, seed: int | None = None) -> dict[str, float]:
+    def evaluate(self, env: gym.vector.VectorEnv, seed: int | None = None, deterministic: bool | None = None) -> dict[str, Any]:
         """The policy's return, one episode per copy of ``env`` (a raw env; normalisation is frozen),
-        acting deterministically unless :attr:`evaluate_deterministic` says otherwise.
+        acting deterministically unless :attr:`evaluate_deterministic` (or ``deterministic``) says otherwise.
 
         ``seed=None`` respects the env's own seed (the one given to ``vecenvs.make``, continued
         from its last episode); an int reseeds the env first.
         """
         self.check_env(env)
-        return evaluate(lambda o: self.act(o, deterministic=self.evaluate_deterministic), env, seed=seed)
+        deterministic = self.evaluate_deterministic if deterministic is None else deterministic
+        return evaluate(lambda o: self.act(o, deterministic=deterministic), env, seed=seed)
 
     # --- checkpoints -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

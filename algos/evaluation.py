@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from gymnasium.vector import VectorEnv
@@ -15,8 +15,9 @@ def evaluate(
     num_episodes: int | None = None,
     seed: int | None = None,
     max_steps: int = 100_000,
-) -> dict[str, float]:
-    """Run the first episode of each of ``env.num_envs`` copies to its end.
+) -> dict[str, Any]:
+    """Run the first episode of each of ``env.num_envs`` copies to its end: the mean and std of the
+    returns, the mean length, and each copy's return (``returns``, by copy).
 
     ``act`` maps raw observations to env actions. Taking exactly one episode per copy keeps
     the estimate unbiased (short episodes are not over-represented). ``num_episodes`` must
@@ -45,4 +46,5 @@ def evaluate(
         "return_std": float(r.std(unbiased=False)),
         "length_mean": float(lengths.double().mean().cpu()),
         "episodes": n,
+        "returns": r.tolist(),  # a bimodal policy (one failure mode among good episodes) shows here, not in the mean
     }

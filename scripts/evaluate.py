@@ -11,8 +11,8 @@ mean and std of the N undiscounted returns; the same checkpoint, N and seed give
 numbers. Generative offline agents act as their config says (``eval_stochastic``: samples of the
 policy, as the papers evaluate), and ``--act-candidates N`` evaluates them with candidate
 resampling (N actions, one drawn by softmax(Q / temperature)), which the output records. The env id defaults to the ``env_id`` in the run's config.json beside the
-checkpoint. Prints one JSON object: env_id, algo, episodes, seed, return_mean, return_std,
-length_mean, and with ``--capture-video`` the mp4 of copy 0's episode (``video``).
+checkpoint. ``--stochastic`` acts with samples of the policy instead (the training episodes' policy). Prints one JSON object: env_id, algo, episodes, seed, return_mean, return_std,
+length_mean, each episode's return by env copy (``returns``), and with ``--capture-video`` the mp4 of copy 0's episode (``video``).
 """
 
 from __future__ import annotations
@@ -49,6 +49,8 @@ class Args:
     """generative offline policies: candidate actions per observation, one kept by softmax(Q / act-temperature) (None: the checkpoint's setting)"""
     act_temperature: float | None = None
     """with act-candidates: the softmax temperature (None: the checkpoint's setting)"""
+    stochastic: bool = False
+    """act with samples of the policy, not its mean (or most likely action); generative offline agents sample anyway"""
     capture_video: bool = False
     """record the first evaluated episode (env copy 0) to <video-dir>/eval_seed<SEED>.mp4 (pip install -e ".[video]")"""
     video_dir: Path | None = None
@@ -130,11 +132,8 @@ def capture_video_check(env_id: str, args: Args) -> dict[str, Any]:
         raise SystemExit(f"--capture-video: {e}") from None
 
 
-def main(args: Args) -> dict[str, Any]:
-    validate(args)
-    checkpoint = checkpoint_path(args.checkpoint)
-    env_id = args.env_id or env_id_from_config(checkpoint)
-    env_kwargs = capture_video_check(env_id, args) if args.capture_video else {}
+def load_agent(checkpoint: Path, device: str = "cpu") -> Any:
+    """The agent of any algorithm's checkpoint; exits naming the file when it holds none."""
     try:
         algo = load_checkpoint(checkpoint)["algo"]
     except ValueError as e:
@@ -142,7 +141,16 @@ def main(args: Args) -> dict[str, Any]:
     by_name = {cls.__name__: cls for cls in ALGORITHMS.values()}
     if algo not in by_name:
         raise SystemExit(f"{checkpoint} holds a {algo} checkpoint; this script evaluates {', '.join(by_name)}")
-    agent = by_name[algo].load(checkpoint, device=args.device)
+    return by_name[algo].load(checkpoint, device=device)
+
+
+def main(args: Args) -> dict[str, Any]:
+    validate(args)
+    checkpoint = checkpoint_path(args.checkpoint)
+    env_id = args.env_id or env_id_from_config(checkpoint)
+    env_kwargs = capture_video_check(env_id, args) if args.capture_video else {}
+    agent = load_agent(checkpoint, args.device)
+    algo = type(agent).__name__
     protocol = set_protocol(agent, args)
     try:
         env = vecenvs.make(env_id, num_envs=args.episodes, device=args.device, seed=args.seed, backend=args.backend, **env_kwargs)
@@ -158,7 +166,8 @@ def main(args: Args) -> dict[str, Any]:
 
         env = RecordEvalVideo(env, args.video_dir or checkpoint.parent / "videos", name=lambda _: f"eval_seed{args.seed}")
     result = {"env_id": env_id, "algo": algo, "episodes": args.episodes, "seed": args.seed, **protocol,
-              **agent.evaluate(env, seed=args.seed)}
+              **({"stochastic": True} if args.stochastic else {}),
+              **agent.evaluate(env, seed=args.seed, deterministic=False if args.stochastic else None)}
     if args.capture_video:
         result["video"] = str(env.videos[0])
     print(json.dumps(result))

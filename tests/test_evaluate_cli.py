@@ -66,6 +66,22 @@ def test_run_directory_is_accepted_and_reproducible(runs, evaluate):
     assert by_dir == by_file and by_dir["episodes"] == 3 and by_dir["seed"] == 7
 
 
+def test_per_episode_returns_and_stochastic(runs, evaluate):
+    """``returns`` lists each copy's return (their mean is return_mean); --stochastic samples the Gaussian
+    policy, so its returns differ from the mean action's, and a seed fixes both."""
+    det = evaluate.cli([str(runs["pendulum"]), "--episodes", "4", "--seed", "3"])
+    assert len(det["returns"]) == 4 and "stochastic" not in det
+    assert det["return_mean"] == pytest.approx(sum(det["returns"]) / 4)
+    import torch
+
+    torch.manual_seed(0)
+    sampled = evaluate.cli([str(runs["pendulum"]), "--episodes", "4", "--seed", "3", "--stochastic"])
+    assert sampled["stochastic"] is True and len(sampled["returns"]) == 4
+    assert sampled["returns"] != det["returns"]
+    torch.manual_seed(0)
+    assert evaluate.cli([str(runs["pendulum"]), "--episodes", "4", "--seed", "3", "--stochastic"]) == sampled
+
+
 def test_missing_checkpoint_is_named(tmp_path, evaluate):
     missing = tmp_path / "runs" / "ppo" / "CartPole-v1" / "seed0" / "checkpoint.pt"
     with pytest.raises(SystemExit, match="does not exist") as e:
