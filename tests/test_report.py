@@ -238,10 +238,15 @@ def test_results_file_offline_records_and_refusals(report, tmp_path):
         report.main(report.Args([write_records(tmp_path / "bad.jsonl", [{"x": 1}])], reps=50))
 
 
-def test_readme_mujoco_table_is_the_reports_output(report):
-    """The README's multi-seed MuJoCo table is `python scripts/report.py results/mujoco_1m.jsonl`."""
-    marker = "<!-- report:mujoco_1m -->"
+@pytest.mark.parametrize("marker, results, where", [
+    ("mujoco_1m", "mujoco_1m.jsonl", []),
+    ("offline_standard", "offline.jsonl", ["table=standard"]),
+])
+def test_readme_tables_are_the_reports_output(report, marker, results, where):
+    """The README's multi-seed tables are `python scripts/report.py results/<file> [--where ...]`."""
+    marker = f"<!-- report:{marker} -->"
     parts = (ROOT / "README.md").read_text().split(marker)
     assert len(parts) == 3, f"README.md needs exactly two {marker} lines"
-    assert parts[1].strip() == report.main(report.Args([ROOT / "results" / "mujoco_1m.jsonl"])), \
-        "README's table differs from its source; regenerate it with: python scripts/report.py results/mujoco_1m.jsonl"
+    command = " ".join(["python scripts/report.py", f"results/{results}", *(f"--where {w}" for w in where)])
+    assert parts[1].strip() == report.main(report.Args([ROOT / "results" / results], where=tuple(where))), \
+        f"README's table differs from its source; regenerate it with: {command}"
