@@ -397,13 +397,14 @@ def section_updates(quick: bool, ks: tuple[int, ...], hidden: tuple[int, ...], b
 def section_scores(results: Path) -> None:
     """The generative table of the offline results: final normalized scores beside BC, TD3+BC and IQL on the same files."""
     import offline_table
+    import results_table
 
     print(f"\n## scores: final normalized scores from {results.relative_to(ROOT) if results.is_relative_to(ROOT) else results}")
     print("(training runs, not timed here: `python scripts/offline_table.py run --tables generative`, then `resample`)")
     if not results.is_file():
         print(f"no results file at {results}")
         return
-    records = offline_table.load(results)
+    records = results_table.load(results)
     rows = [(a, 1) for a in offline_table.TABLES["generative"][0]]
     rows += [(a, offline_table.RESAMPLE["candidates"]) for a in offline_table.RESAMPLE["algos"]]
     if not any(r["table"] == "generative" for r in records):
