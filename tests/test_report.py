@@ -241,6 +241,7 @@ def test_results_file_offline_records_and_refusals(report, tmp_path):
 @pytest.mark.parametrize("marker, results, where", [
     ("mujoco_1m", "mujoco_1m.jsonl", []),
     ("offline_standard", "offline.jsonl", ["table=standard"]),
+    ("offline_generative", "offline.jsonl", ["table=generative"]),
 ])
 def test_readme_tables_are_the_reports_output(report, marker, results, where):
     """The README's multi-seed tables are `python scripts/report.py results/<file> [--where ...]`."""
