@@ -217,10 +217,15 @@ def init(device: str | torch.device = "cpu") -> World | None:
     return _WORLD
 
 
-def shutdown() -> None:
-    """Leave the process group, if :func:`init` joined one."""
+def shutdown(clean: bool = True) -> None:
+    """Leave the process group, if :func:`init` joined one. ``clean`` (a normal exit) first waits for every
+    rank: a rank that tears gloo down while a peer is still working (rank 0 evaluates and logs last) can
+    abort at exit with "terminate called without an active exception". After an error it leaves at once,
+    because the other ranks may never reach the barrier."""
     global _WORLD
     if _WORLD is not None:
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
         _WORLD = None
 

@@ -248,10 +248,14 @@ def main(algo_cls: type[Algorithm], argv: list[str] | None = None) -> Algorithm:
         torch.set_num_threads(args.torch_threads)
     world = distributed.init(args.device)  # None (nothing initialised) unless torchrun launched several processes
     try:
-        return train(algo_cls, args, argv)
-    finally:
+        agent = train(algo_cls, args, argv)
+    except BaseException:
         if world is not None:
-            distributed.shutdown()
+            distributed.shutdown(clean=False)
+        raise
+    if world is not None:
+        distributed.shutdown()
+    return agent
 
 
 def _jsonable(d: Any) -> Any:
