@@ -246,15 +246,13 @@ def main(algo_cls: type[Algorithm], argv: list[str] | None = None) -> Algorithm:
                              getattr(args.algo, "num_minibatches", None))
     if args.torch_threads > 0:  # train() checks the values before anything is built or written
         torch.set_num_threads(args.torch_threads)
-    world = distributed.init(args.device)  # None (nothing initialised) unless torchrun launched several processes
+    distributed.init(args.device)  # initialises nothing unless torchrun launched several processes
     try:
         agent = train(algo_cls, args, argv)
     except BaseException:
-        if world is not None:
-            distributed.shutdown(clean=False)
+        distributed.shutdown(clean=False)
         raise
-    if world is not None:
-        distributed.shutdown()
+    distributed.shutdown()
     return agent
 
 
