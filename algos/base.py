@@ -26,11 +26,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from algos.checkpoint import atomic_save, check_spaces, describe_space, load_checkpoint, space_from_description
+from algos.checkpoint import (atomic_save, check_spaces, config_from_dict, describe_space, load_checkpoint,
+                              space_from_description)
 from algos.evaluation import evaluate
 from algos.logger import RunLogger
 from algos.presets import preset
-from nets.spec import build_module, class_path, module_spec
+from nets.spec import build_module, class_path, module_spec, trusted_classes as trusted
 import vecenvs
 from vecenvs import TorchVecEnv, check_device
 
@@ -46,7 +47,7 @@ def episode_sums(info: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 
 class TrainingDivergedError(RuntimeError):
-    """Raised when a loss or a parameter becomes NaN or infinite; no checkpoint is written after it."""
+    """Raised when a loss, a parameter or an optimiser's state becomes NaN or infinite; no checkpoint is written after it."""
 
 
 @dataclass
@@ -247,18 +248,34 @@ class Algorithm:
                 if logger is not None:
                     logger.log(self.global_step, record)
                 if save_now:
-                    self.save(checkpoint_path)
+                    self._save_checked(checkpoint_path)
                 bar.update(window_steps)
                 bar.set_postfix(sps=f"{record['train/sps']:,.0f}", ret=f"{recent_return:.1f}", refresh=False)
                 window_start, window_steps = time.perf_counter(), 0
                 if callback is not None and callback(self, record) is False:
                     break
+            if checkpoint_path is not None:
+                self._flush_checked()
+                self._save_checked(checkpoint_path)
+        except TrainingDivergedError as e:  # say truthfully what the run directory still holds
+            raise TrainingDivergedError(f"{e}; {_checkpoint_note(checkpoint_path)}") from None
         finally:
             bar.close()
-        if checkpoint_path is not None:
-            self._flush_checked()
-            self.save(checkpoint_path)
         return self
+
+    def _save_checked(self, path: str | Path) -> None:
+        """:meth:`save`, after checking the optimisers' state too: an inf in Adam's second moment leaves
+        the parameters finite while every later update is wrong, and must not reach a checkpoint."""
+        tensors = [(name, key, t) for name, opt in self.optimizers.items() for group in opt.state.values()
+                   for key, t in group.items() if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        if tensors:
+            finite = torch.stack([t.isfinite().all() for _, _, t in tensors]).tolist()
+            bad = sorted({f"{name}.{key}" for (name, key, _), ok in zip(tensors, finite) if not ok})
+            if bad:
+                raise TrainingDivergedError(f"{type(self).__name__}: NaN or inf in the optimiser state ({', '.join(bad)}) "
+                                            f"by update {self.num_updates} (step {self.global_step}); training stopped before "
+                                            "writing it to a checkpoint")
+        self.save(path)
 
     def _accumulate(self, metrics: dict[str, torch.Tensor]) -> None:
         for k, v in metrics.items():
@@ -279,7 +296,7 @@ class Algorithm:
             what = f"the {', '.join(bad)} of the update" if bad else "the network parameters"
             raise TrainingDivergedError(
                 f"{type(self).__name__}: NaN or inf in {what} by update {self.num_updates} (step {self.global_step}); "
-                "training stopped and no checkpoint was written after it, so the last good one is intact"
+                "training stopped and no checkpoint was written after it"
             )
         sums = dict(zip(names, values[:-1]))
         self._pending, self._pending_counts = {}, {}
@@ -398,21 +415,32 @@ class Algorithm:
 
     @classmethod
     def load(cls, path: str | Path, env: gym.vector.VectorEnv | None = None, device: str | torch.device | None = None,
-             modules: Sequence[str] | None = None, policy: nn.Module | None = None) -> "Algorithm":
+             modules: Sequence[str] | None = None, policy: nn.Module | None = None,
+             trusted_classes: Sequence[type | str] = ()) -> "Algorithm":
         """Rebuild an agent from a checkpoint, custom policy included.
 
         With ``env`` it can keep training (exactly, for native tensor envs with the same number
         of copies); without one it is ready for :meth:`act` on raw observations, on ``device``.
         ``modules=["policy", ...]`` loads only those networks into a fresh agent (no optimiser,
-        counter or RNG state); ``policy=`` supplies the policy module when the checkpoint's
-        class cannot be imported.
+        counter or RNG state).
+
+        Loading runs no code from the file: it is read with ``torch.load(weights_only=True)``, and
+        the policy's recorded class is rebuilt only when it is one of the library's own. A policy of
+        your own class is rebuilt when you allow it, with ``trusted_classes=[MyPolicy]`` or a module
+        prefix (``trusted_classes=["mylab.policies"]``), or you build it yourself and pass ``policy=``.
         """
+        with trusted(trusted_classes):
+            return cls._load(path, env, device, modules, policy)
+
+    @classmethod
+    def _load(cls, path: str | Path, env: Any, device: str | torch.device | None, modules: Sequence[str] | None,
+              policy: nn.Module | None) -> "Algorithm":
         # Loaded on the CPU: RNG states must stay CPU byte tensors; the modules' load_state_dict
         # moves everything else to the agent's device.
         state = load_checkpoint(path, map_location="cpu")
         if state["algo"] != cls.__name__:
             raise ValueError(f"{path} holds a {state['algo']} checkpoint, not {cls.__name__}")
-        config = cls.config_class(**state["config"])
+        config = config_from_dict(cls.config_class, state["config"], f"{path}'s config")
         source = cls._source_for_load(state, Path(path), env, device)
         if policy is None and state.get("policy_spec") is not None:
             policy = build_module(state["policy_spec"])
@@ -427,7 +455,6 @@ class Algorithm:
             agent._load_modules(state, list(modules))
         return agent
 
-
     @classmethod
     def _source_for_load(cls, state: dict[str, Any], path: Path, env: Any, device: str | torch.device | None) -> Any:
         """What :meth:`load` builds the agent on: ``env`` after checking its spaces, or a stand-in
@@ -438,6 +465,14 @@ class Algorithm:
         # before anything is built, so a wrong env gets the space mismatch, not a policy error
         check_spaces(obs_space, act_space, env, f"checkpoint {path}")
         return env
+
+
+def _checkpoint_note(path: str | Path | None) -> str:
+    if path is None:
+        return "this run writes no checkpoint"
+    if not Path(path).is_file():
+        return f"no checkpoint had been written yet, so there is none at {path} (the training CLI restarts such a run directory)"
+    return f"the last good checkpoint, {path}, is intact"
 
 
 class CompiledStep:

@@ -1,11 +1,22 @@
-"""Checkpoints: atomic writes and a plain description of the env's spaces."""
+"""Checkpoints: atomic writes of plain data, loading that runs no code, and a plain description of the env's spaces.
+
+A checkpoint holds only tensors and plain Python data (dicts, lists, tuples, strings, numbers, None):
+:func:`atomic_save` refuses anything else, and :func:`load_checkpoint` reads with
+``torch.load(weights_only=True)``, whose unpickler builds nothing but those types. So loading a
+checkpoint, even one from a stranger, imports and calls nothing the file names.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import pickle
 import tempfile
+import types
+import typing
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -15,8 +26,10 @@ import torch
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place.
 
-    The rename is atomic on POSIX, so a crash mid-write leaves the previous checkpoint intact.
+    The rename is atomic on POSIX, so a crash mid-write leaves the previous checkpoint intact. ``obj``
+    must be plain data (:func:`check_plain`), so that :func:`load_checkpoint` can read it without pickle.
     """
+    check_plain(obj)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -36,18 +49,113 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`atomic_save`, with a clear error when it is not one."""
+PLAIN_LEAVES = (type(None), bool, int, float, str, torch.Tensor, torch.Size, torch.dtype, torch.device)
+
+
+def check_plain(obj: Any, where: str = "checkpoint") -> None:
+    """Raise ``TypeError`` naming the entry when ``obj`` holds anything but dicts (string keys), lists,
+    tuples and :data:`PLAIN_LEAVES`: what ``torch.load(weights_only=True)`` reads back without pickle."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where} has a key {k!r} of type {type(k).__name__}; checkpoint keys are strings or ints")
+            check_plain(v, f"{where}[{k!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            check_plain(v, f"{where}[{i}]")
+    elif not isinstance(obj, PLAIN_LEAVES):
+        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}; a checkpoint holds only tensors "
+                        "and plain data (dict, list, tuple, str, int, float, bool, None), so it loads without running code: "
+                        "store it as one of those (a NumPy array as a tensor)")
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`atomic_save`, running no code from the file
+    (``weights_only=True``), with a clear error when it is not one. ``mmap`` maps the tensors
+    instead of reading them, for a cheap look at the counters and the config."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:  # an object other than tensors and plain data: refused, never built
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if "GLOBAL" in ln or "global" in ln), lines[-1] if lines else "")
+        raise ValueError(f"{path} is refused: it holds objects other than tensors and plain data, which loading would "
+                         f"have to run code to build ({first}). policyopt's own checkpoints hold only plain data; if you "
+                         "trust this file's author, read it yourself with torch.load, weights_only off, and keep only "
+                         "the tensors you need") from None
     except Exception as e:  # truncated or foreign file
         raise ValueError(f"{path} is not a readable policyopt checkpoint: {e}") from e
     if not isinstance(ckpt, dict) or "algo" not in ckpt:
         raise ValueError(f"{path} is not a policyopt checkpoint (no 'algo' entry)")
     return ckpt
+
+
+C = TypeVar("C")
+
+
+def config_from_dict(config_cls: type[C], data: Any, where: str) -> C:
+    """``config_cls(**data)``, after checking ``data`` as a file's contents: a dict whose keys are the
+    config's fields (a missing field takes its default) and whose values have the fields' types.
+
+    ``where`` names the source (``"runs/x/config.json's algo_config"``); every error is a ``ValueError``
+    naming it, the key and the expected type, never a raw ``TypeError`` or ``KeyError``."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a mapping of {config_cls.__name__} fields, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(config_cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{where} has unknown key(s) {unknown}; {config_cls.__name__} has {sorted(fields)}")
+    hints = typing.get_type_hints(config_cls)
+    for key, value in data.items():
+        if not _matches(value, hints.get(key, Any)):
+            raise ValueError(f"{where}: {key!r} is {value!r} ({type(value).__name__}); expected {_type_name(hints[key])}")
+    try:
+        return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where} is not a valid {config_cls.__name__}: {e}") from e
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    """Whether a value read from a file (JSON types, or a checkpoint's plain types) fits the annotation ``tp``."""
+    if tp is Any:
+        return True
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args))
+        return all(_matches(v, args[0]) for v in value) if args else True
+    if origin is dict or tp is dict:
+        return isinstance(value, dict)
+    return isinstance(value, tp) if isinstance(tp, type) else True
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) and not typing.get_args(tp) else str(tp).replace("typing.", "")
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """A JSON file's contents, with a ``ValueError`` naming the file (and ``what`` it should be) when it is not JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); expected {what}") from None
 
 
 def describe_space(space: gym.Space) -> dict[str, Any]:

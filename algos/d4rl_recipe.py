@@ -8,6 +8,9 @@ data up to medium) and ``medium-expert`` (medium then expert). Hong et al. (ICLR
 behaviour agent of this library (PPO on the batched native env by default, because it is
 fast; SAC as D4RL did), collecting with many env copies at once. Reference scores (random and
 expert returns over 100 episodes) go into every file's metadata.
+
+One build writes into an output folder at a time (:class:`algos.rundir.DirectoryLock`: a second
+fails naming the first's PID), and a build starts by removing the partial files a killed one left.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from tqdm.auto import tqdm
 import vecenvs
 from algos.base import Algorithm
 from algos.evaluation import evaluate
+from algos.rundir import DirectoryLock, remove_temporary_files
 from buffers.dataset import EpisodeRecorder, OfflineDataset, concatenate, mix_datasets, normalized_score
 from vecenvs import TorchVecEnvWrapper
 
@@ -177,10 +181,29 @@ def _mean_return(recipe: DatasetRecipe, act: Callable, episodes: int, seed: int)
     return evaluate(act, env)["return_mean"]
 
 
+def remove_partial_files(out: Path) -> list[Path]:
+    """Delete the temporary files a killed build left in its output folder ``out``; returns them. Call it
+    holding the folder's lock (then no live writer owns them). Only the names this recipe's writers use
+    (each writes a temporary file and renames it into place) match, so nothing else in the folder goes."""
+    places = [(out, ("*.hdf5.tmp", "*.npz.tmp.npz", "*.json.tmp"))]  # save_d4rl, save_npz, the JSON cards
+    places += [(d, ("main_data.hdf5.tmp", "metadata.json.tmp")) for d in sorted(out.glob("minari/**/data"))]  # save_minari
+    places += [(d, (".*.pt.*.tmp",)) for d in sorted(out.glob("behaviour/*"))]  # the behaviour agent's atomic_save
+    return sorted(f for d, patterns in places for f in remove_temporary_files(d, patterns))
+
+
 def make_datasets(recipe: DatasetRecipe, log: Callable[[str], None] = print) -> dict[str, Path]:
-    """Build every level of ``recipe``; returns the written paths by level (the D4RL file where asked, else the first format)."""
+    """Build every level of ``recipe``; returns the written paths by level (the D4RL file where asked, else the first format).
+
+    Holds ``out_dir``'s lock for the whole build: another build into the same folder raises
+    :class:`algos.rundir.DirectoryLockedError` naming this one's PID, rather than interleaving its files."""
     out = Path(recipe.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with DirectoryLock(out, "dataset build"):
+        for leftover in remove_partial_files(out):  # holding the lock: what a killed build left half-written
+            log(f"removed {leftover}, a partial file of an interrupted build")
+        return _make_datasets(recipe, out, log)
+
+
+def _make_datasets(recipe: DatasetRecipe, out: Path, log: Callable[[str], None]) -> dict[str, Path]:
     t_start = time.perf_counter()
     needs_agent = any(lv != "random" for lv in recipe.levels)
     seeds = {"train": recipe.seed, "random": recipe.seed + 1, "medium": recipe.seed + 2, "expert": recipe.seed + 3,
@@ -300,7 +323,9 @@ def make_datasets(recipe: DatasetRecipe, log: Callable[[str], None] = print) -> 
         if medium is not None:
             card["medium_checkpoint"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in medium.items()}
         card_path = out / f"{recipe.env_name.format(level=level)}.json"
-        card_path.write_text(json.dumps(card, indent=1, default=str))
+        tmp = card_path.with_name(card_path.name + ".tmp")  # atomic, as the data files: a kill leaves no half card
+        tmp.write_text(json.dumps(card, indent=1, default=str))
+        tmp.replace(card_path)
         written[level] = paths.get("d4rl", next(iter(paths.values())))
         log(f"{level}: {data.num_transitions:,} transitions, {data.num_episodes:,} episodes, mean return "
             f"{card['episode_return_mean']:.1f} -> {written[level]}")

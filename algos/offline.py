@@ -342,10 +342,13 @@ class OfflineAlgorithm(Algorithm):
 
     @classmethod
     def load(cls, path: str | Path, dataset: OfflineDataset | None = None, device: str | torch.device | None = None,
-             modules: Sequence[str] | None = None, policy: nn.Module | None = None, env: Any = None) -> "OfflineAlgorithm":
+             modules: Sequence[str] | None = None, policy: nn.Module | None = None, env: Any = None,
+             trusted_classes: Sequence[type | str] = ()) -> "OfflineAlgorithm":
         """Rebuild an agent from a checkpoint: with ``dataset`` it continues training exactly (the
-        sampler's draws included); without one it acts and evaluates on raw observations."""
-        return super().load(path, env=dataset if dataset is not None else env, device=device, modules=modules, policy=policy)
+        sampler's draws included); without one it acts and evaluates on raw observations. Loading runs
+        no code from the file; ``trusted_classes`` and ``policy`` are as in :meth:`Algorithm.load`."""
+        return super().load(path, env=dataset if dataset is not None else env, device=device, modules=modules, policy=policy,
+                            trusted_classes=trusted_classes)
 
     @classmethod
     def _source_for_load(cls, state: dict[str, Any], path: Path, source: Any, device: Any) -> Any:

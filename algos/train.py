@@ -22,9 +22,11 @@ import tyro
 
 import vecenvs
 from algos import distributed
-from algos.logger import CONFIG_FILE, METRICS_FILE, RunLogger
 from algos.base import Algorithm, AlgorithmConfig
+from algos.checkpoint import config_from_dict, load_checkpoint, read_json
+from algos.logger import CONFIG_FILE, METRICS_FILE, RunLogger
 from algos.presets import PRESETS
+from algos.rundir import DirectoryLock, move_aside, remove_temporary_files
 
 
 @dataclass
@@ -40,7 +42,7 @@ class TrainArgs:
     seed: int = 0
     """the run's one seed: torch, the training env and the evaluation env (seed + 10,000)"""
     total_steps: int = 1_000_000
-    """env steps to train for, rounded up to whole iterations (on-policy: rollouts of num_steps * num_envs); may change on --resume"""
+    """env steps to train for, rounded up to whole iterations (on-policy: rollouts of num_steps * num_envs); --resume keeps the run's unless given"""
     run_dir: Path | None = None
     """default: runs/<algo>/<env_id>/seed<seed>"""
     eval_every: int = 50_000
@@ -50,7 +52,7 @@ class TrainArgs:
     checkpoint_every: int = 100_000
     """env steps between checkpoints (0: only at the end)"""
     resume: bool = False
-    """continue the run in run_dir exactly, with the settings in its config.json; only --total-steps may change"""
+    """continue the run in run_dir exactly, with the settings in its config.json; only --total-steps, --online-steps and --torch-threads may change"""
     progress: bool = True
     """show a progress bar (evaluation lines are printed either way)"""
     backend: str | None = None
@@ -69,6 +71,8 @@ class TrainArgs:
 # What --resume takes from the run's config.json: everything that makes it the same run.
 RUN_SETTINGS = ("env_id", "num_envs", "device", "seed", "backend", "eval_every", "eval_episodes",
                 "checkpoint_every", "env_compile", "preset", "dataset")
+# What --resume also takes from it unless the command line says otherwise.
+RESUME_DEFAULTS = ("total_steps", "online_steps", "torch_threads")
 
 
 def _args_class(algo_cls: type[Algorithm], description: str | None) -> type[TrainArgs]:
@@ -125,11 +129,10 @@ def _parse_resume(algo_cls: type[Algorithm], args_cls: type[TrainArgs], first: T
     config_file = run_dir / CONFIG_FILE
     if not config_file.is_file():
         raise FileNotFoundError(f"--resume: no {CONFIG_FILE} in {run_dir}; pass the --run-dir of an existing run")
-    record = json.loads(config_file.read_text())
-    saved = dataclasses.replace(
-        first, run_dir=run_dir, **{f: record[f] for f in RUN_SETTINGS if f in record and hasattr(first, f)},
-        algo=algo_cls.config_class(**record["algo_config"]),
-    )
+    record = read_run_config(algo_cls, args_cls, config_file)
+    # The run's own total, threads and online steps unless the command line gives them; the rest must not change.
+    own = {f: record[f] for f in RUN_SETTINGS + RESUME_DEFAULTS if f in record and hasattr(first, f)}
+    saved = dataclasses.replace(first, run_dir=run_dir, **own, algo=record["algo_config"])
     args = tyro.cli(args_cls, args=argv, default=saved)
     clash = [f"--{f.replace('_', '-')} {getattr(args, f)!r} (the run: {getattr(saved, f)!r})"
              for f in RUN_SETTINGS if hasattr(args, f) and getattr(args, f) != getattr(saved, f)]
@@ -138,10 +141,38 @@ def _parse_resume(algo_cls: type[Algorithm], args_cls: type[TrainArgs], first: T
     if clash:
         raise ValueError(
             f"--resume continues the run in {run_dir} with the settings in its {CONFIG_FILE} and checkpoint; the command "
-            f"line asks for {', '.join(clash)}. Drop those flags (only --total-steps may change), or start a new run "
-            "(another --run-dir) to change them."
+            f"line asks for {', '.join(clash)}. Drop those flags (only --total-steps, --online-steps and --torch-threads "
+            "may change), or start a new run (another --run-dir) to change them."
         )
     return args
+
+
+def read_run_config(algo_cls: type[Algorithm], args_cls: type[TrainArgs], config_file: Path) -> dict[str, Any]:
+    """A run's ``config.json``, checked as data: the settings a resume takes have their flags' types, the
+    preset exists, and ``algo_config`` is a valid config that agrees with the checkpoint's (``config.json``
+    records a run; editing it cannot change one). ``algo_config`` comes back as the config object."""
+    record = read_json(config_file, f"a training run's {CONFIG_FILE}")
+    if not isinstance(record, dict) or not isinstance(record.get("algo_config"), dict):
+        raise ValueError(f"{config_file} must be a JSON object with an 'algo_config' object (the algorithm's settings), "
+                         f"as the training scripts write it; got {str(record)[:200]}")
+    taken = {f: record[f] for f in RUN_SETTINGS + RESUME_DEFAULTS if f in record and f in args_cls.__dataclass_fields__}
+    config_from_dict(args_cls, taken, str(config_file))  # type-checks each setting, naming the key
+    config_cls = algo_cls.config_class
+    known = sorted(PRESETS.get(config_cls.__name__, {}))
+    if record.get("preset") is not None and record["preset"] not in known:
+        raise ValueError(f"{config_file}: 'preset' is {record['preset']!r}, which {algo_cls.__name__} does not have; "
+                         f"its presets are {known or 'none'}")
+    config = config_from_dict(config_cls, record["algo_config"], f"{config_file}'s algo_config")
+    ckpt = config_file.parent / "checkpoint.pt"
+    if ckpt.is_file():
+        stored = config_from_dict(config_cls, load_checkpoint(ckpt, mmap=True)["config"], f"{ckpt}'s config")
+        edited = [f"{f.name}: {getattr(config, f.name)!r} in {CONFIG_FILE}, {getattr(stored, f.name)!r} in the checkpoint"
+                  for f in dataclasses.fields(config) if getattr(config, f.name) != getattr(stored, f.name)]
+        if edited:
+            raise ValueError(f"{config_file} disagrees with {ckpt} ({'; '.join(edited)}): {CONFIG_FILE} records the run and "
+                             "cannot change it. Restore those values to resume, or start a new run (another --run-dir) "
+                             "with the new settings")
+    return {**record, "algo_config": config}
 
 
 def default_run_dir(algo_cls: type[Algorithm], args: TrainArgs) -> Path:
@@ -175,15 +206,34 @@ def train(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str] = ()) 
     check_args(args)
     eval_env_kwargs = _check_capture_video(args) if args.capture_video else {}
     run_dir = Path(args.run_dir or default_run_dir(algo_cls, args))
+    world = distributed.current()  # under torchrun: evaluation, logging and the summary are rank 0's
+    is_main = world is None or world.is_main
+    # One writer per run directory, for the life of the run: taken before the directory is checked, so two
+    # runs started at once cannot both pass the check. Rank 0 writes for every rank under torchrun.
+    with DirectoryLock(run_dir, "training run") if is_main else contextlib.nullcontext():
+        return _train_locked(algo_cls, args, argv, run_dir, world, is_main, eval_env_kwargs)
+
+
+def _train_locked(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str], run_dir: Path,
+                  world: distributed.World | None, is_main: bool, eval_env_kwargs: dict[str, Any]) -> Algorithm:
     ckpt = run_dir / "checkpoint.pt"
-    if args.resume and not ckpt.is_file():
-        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-    if not args.resume and any((run_dir / name).exists() for name in ("checkpoint.pt", METRICS_FILE)):
+    if is_main:
+        for leftover in remove_temporary_files(run_dir, (f".{ckpt.name}.*.tmp",)):
+            print(f"removed {leftover}, a partial checkpoint of an interrupted save")
+    started = ckpt.is_file() or (run_dir / METRICS_FILE).exists()
+    if not args.resume and ckpt.is_file():
         # a new run would mix its metrics with the old ones and overwrite the old checkpoint
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir "
                               "(or delete that directory) to start a new one")
-    world = distributed.current()  # under torchrun: evaluation, logging and the summary are rank 0's
-    is_main = world is None or world.is_main
+    if started and not ckpt.is_file():
+        # stopped before its first checkpoint: nothing to resume, so it starts again, its files kept aside
+        aside = move_aside(run_dir, "stopped-before-checkpoint")[0] if is_main else None
+        if is_main:
+            print(f"{run_dir} holds a run that stopped before its first checkpoint; starting it again from step 0 "
+                  f"(its files were moved to {aside})")
+        args = dataclasses.replace(args, resume=False)
+    elif args.resume and not ckpt.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
     if world is not None:
         world.barrier()  # every rank has checked run_dir before rank 0 writes to it
     agent = algo_cls.for_run(args, resume_from=ckpt if args.resume else None)
@@ -195,7 +245,8 @@ def train(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str] = ()) 
                                 **eval_env_kwargs)
     settings = {k: v for k, v in dataclasses.asdict(args).items() if k != "algo"}
     record = {"algo": algo_cls.__name__, **_jsonable(settings), "algo_config": _jsonable(dataclasses.asdict(agent.config)),
-              "command": list(argv), "world_size": 1 if world is None else world.size}
+              "command": list(argv), "world_size": 1 if world is None else world.size,
+              "torch_threads_used": torch.get_num_threads()}  # threads change results as well as speed
     run_logger = RunLogger(run_dir, config=record, resume_step=agent.global_step if args.resume else None) if is_main else None
     with run_logger or contextlib.nullcontext() as logger:
         t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Data storage for the algorithms. Depends only on torch, numpy and gymnasium (h5py for hdf5 files)."""
 
 from buffers.dataset import (D4RL_REF_SCORES, REWARD_CONVENTIONS, DatasetError, EpisodeRecorder, OfflineDataset, load_dataset,
-                             concatenate, mix_datasets, select_episodes)
+                             concatenate, mix_datasets, recorded_env_id, select_episodes)
 from buffers.replay import ReplayBuffer
 from buffers.rollout import STORED_PREFIX, RolloutBuffer, gae, stored_of
 from buffers.samplers import SAMPLERS, IndexSampler, TrajectoryWeightedSampler, UniformSampler, make_sampler
@@ -9,6 +9,7 @@ from buffers.samplers import SAMPLERS, IndexSampler, TrajectoryWeightedSampler, 
 __all__ = [
     "RolloutBuffer", "ReplayBuffer", "gae", "stored_of", "STORED_PREFIX",
     "OfflineDataset", "load_dataset", "DatasetError", "EpisodeRecorder", "concatenate", "select_episodes", "mix_datasets",
+    "recorded_env_id",
     "D4RL_REF_SCORES", "REWARD_CONVENTIONS",
     "make_sampler", "SAMPLERS", "IndexSampler", "UniformSampler", "TrajectoryWeightedSampler",
 ]

@@ -9,6 +9,10 @@ the mode to use to compare with published D4RL/CORL tables.
 
 Nothing here downloads: :meth:`OfflineDataset.from_d4rl` and :meth:`OfflineDataset.from_minari`
 read the local caches those projects used, and never import ``d4rl`` (it needs mujoco-py).
+
+Reading a file never runs code from it or reads other files: ``.npz`` loads without pickle, a
+Minari directory is read with h5py or pyarrow (never ``minari``, which makes an env from the
+file's env_spec), and hdf5 links or datasets that reach outside the file are refused.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ REWARD_CONVENTIONS: dict[str, tuple[bool, float, float]] = {
 }
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
+
+# Observations, actions and rewards train as float32. Past sqrt(float32 max) ~ 1.8e19 their squares
+# (TD errors, variances) are inf, so a finite float32 of 3e38 still stops training later.
+TRAIN_DTYPE = np.float32
+MAX_ABS_VALUE = float(np.sqrt(np.finfo(np.float32).max))
 
 
 def normalized_score(returns: float | np.ndarray | Tensor, ref_min: float, ref_max: float) -> float | np.ndarray:
@@ -405,7 +414,8 @@ def _as_numpy(x: Any) -> np.ndarray:
 
 
 def _validated(arrays: dict[str, np.ndarray], infos: dict[str, np.ndarray], source: str) -> tuple[dict, dict]:
-    """Check keys, shapes, lengths, dtypes and finiteness; squeeze ``[N, 1]`` scalars to ``[N]``."""
+    """Check keys, shapes, lengths, dtypes and finiteness (after the cast to float32); squeeze ``[N, 1]``
+    scalars to ``[N]``."""
     missing = [k for k in REQUIRED_KEYS if k not in arrays]
     if missing:
         raise _error(source, missing[0], f"missing (keys present: {sorted(arrays)})",
@@ -427,9 +437,8 @@ def _validated(arrays: dict[str, np.ndarray], infos: dict[str, np.ndarray], sour
             if v.dtype.kind in "iu" and not np.isin(v, (0, 1)).all():
                 raise _error(source, k, "values other than 0 and 1", "booleans (or 0/1)")
             v = v.astype(bool)
-        elif not np.isfinite(v).all():
-            bad = np.argwhere(~np.isfinite(v))[0]
-            raise _error(source, k, f"NaN or inf at index {tuple(int(i) for i in bad)}", "finite values")
+        else:
+            v = _as_training_floats(v, source, k)
         out[k] = v
     n = len(out["observations"])
     if n == 0:
@@ -449,6 +458,24 @@ def _validated(arrays: dict[str, np.ndarray], infos: dict[str, np.ndarray], sour
             raise _error(source, f"infos/{k}", f"shape {v.shape}, dtype {v.dtype}", f"a numeric array of {n} rows")
         checked_infos[k] = v
     return out, checked_infos
+
+
+def _as_training_floats(v: np.ndarray, source: str, key: str) -> np.ndarray:
+    """``v`` as float32, checked after the cast: float64 1e300 is finite before it and inf after."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = v.astype(TRAIN_DTYPE)
+        ok = np.abs(out) <= MAX_ABS_VALUE  # False for NaN and inf too
+    if ok.all():
+        return out
+    index = tuple(int(i) for i in np.argwhere(~ok)[0])
+    raw = v[index]
+    if not np.isfinite(raw):
+        problem = f"NaN or inf at index {index}"
+    elif not np.isfinite(out[index]):
+        problem = f"{float(raw):.6g} at index {index}, which is inf as float32"
+    else:
+        problem = f"{float(raw):.6g} at index {index}, whose square overflows float32 (TD errors, variances)"
+    raise _error(source, key, problem, f"finite values within +-{MAX_ABS_VALUE:.3g} (trained as float32)")
 
 
 def _with_next_observations(arrays: dict, infos: dict, source: str) -> tuple[dict, dict]:
@@ -507,19 +534,18 @@ def _read_d4rl(path: Path) -> tuple[dict, dict, dict, dict]:
         if any(k.startswith("episode_") for k in f.keys()):
             raise DatasetError(f"{path}: per-episode groups, a Minari main_data.hdf5; load its dataset directory "
                                "(the one holding data/metadata.json) instead")
-        arrays, infos = {}, {}
+        arrays = {}
         for k in (*REQUIRED_KEYS, "next_observations"):
-            if k in f:
-                if not isinstance(f[k], h5py.Dataset):
+            node = _h5_get(f, k, str(path))
+            if node is not None:
+                if not isinstance(node, h5py.Dataset):
                     raise _error(str(path), k, "a group", "an array dataset")
-                arrays[k] = f[k][()]
-        if "infos" in f and isinstance(f["infos"], h5py.Group):
-            infos = {k: v[()] for k, v in f["infos"].items() if isinstance(v, h5py.Dataset)}
+                arrays[k] = node[()]
+        infos = {k: v[()] for k, v in _h5_datasets(f, "infos", str(path)).items()}
         meta = {k: _attr(v) for k, v in f.attrs.items()}
-        if "metadata" in f and isinstance(f["metadata"], h5py.Group):
-            for k, v in f["metadata"].items():
-                if isinstance(v, h5py.Dataset) and v.shape == ():
-                    meta.setdefault(k, _attr(v[()]))
+        for k, v in _h5_datasets(f, "metadata", str(path)).items():
+            if v.shape == ():
+                meta.setdefault(k, _attr(v[()]))
     spaces = {k: _space_from_json(meta.pop(k), str(path), k) for k in ("observation_space", "action_space") if k in meta}
     return arrays, infos, meta, spaces
 
@@ -554,8 +580,10 @@ def _read_minari(data: Path) -> tuple[dict, dict, dict, dict]:
     if not isinstance(meta, dict):
         raise _error(str(data / "metadata.json"), None, "not a JSON object", "Minari's metadata.json")
     fmt = meta.get("data_format", "hdf5")
+    # spaces come only from their plain JSON here; env_spec is never made into an env
+    spaces = {k: _space_from_json(meta[k], source, k) for k in ("observation_space", "action_space") if k in meta}
     if fmt == "arrow":
-        episodes = _minari_episodes_with_package(data, source)
+        episodes = _minari_episodes_arrow(data, source, spaces)
     elif fmt == "hdf5":
         episodes = _minari_episodes_hdf5(data / "main_data.hdf5", source)
     else:
@@ -591,7 +619,6 @@ def _read_minari(data: Path) -> tuple[dict, dict, dict, dict]:
             info_cols.setdefault(k, []).append(np.asarray(v)[:t])
     arrays = {k: np.concatenate(v) for k, v in cols.items()}
     infos = {k: np.concatenate(v) for k, v in info_cols.items() if len(v) == len(episodes)}
-    spaces = {k: _space_from_json(meta[k], source, k) for k in ("observation_space", "action_space") if k in meta}
     extra = meta.pop("policyopt_metadata", None)
     out_meta = {k: v for k, v in meta.items() if k in ("dataset_id", "ref_min_score", "ref_max_score", "algorithm_name")}
     if isinstance(extra, str):
@@ -621,27 +648,117 @@ def _minari_episodes_hdf5(path: Path, source: str) -> list[tuple[str, dict]]:
     with f:
         names = sorted((k for k in f.keys() if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]) if k.split("_")[1].isdigit() else -1)
         for name in names:
-            g = f[name]
             ep = {}
             for k in ("observations", "actions", "rewards", "terminations", "truncations"):
-                if k not in g or not isinstance(g[k], h5py.Dataset):
+                node = _h5_get(f, f"{name}/{k}", str(path))
+                if not isinstance(node, h5py.Dataset):
                     raise _error(source, f"{name}/{k}", "missing or a group", "an array (Box spaces)")
-                ep[k] = g[k][()]
-            if "infos" in g and isinstance(g["infos"], h5py.Group):
-                ep["infos"] = {k: v[()] for k, v in g["infos"].items() if isinstance(v, h5py.Dataset)}
+                ep[k] = node[()]
+            ep["infos"] = {k: v[()] for k, v in _h5_datasets(f, f"{name}/infos", str(path)).items()}
             episodes.append((name, ep))
     return episodes
 
 
-def _minari_episodes_with_package(data: Path, source: str) -> list[tuple[str, dict]]:
+def _minari_episodes_arrow(data: Path, source: str, spaces: Mapping[str, gym.spaces.Box]) -> list[tuple[str, dict]]:
+    """Minari's arrow episodes (``data/<id>/*.arrow``), read with pyarrow alone. ``minari.MinariDataset``
+    is not used: given no spaces it runs ``gym.make`` on the file's env_spec, and an entry point can be
+    any importable callable (``subprocess:run``), so reading the file would run its code."""
+    pa, pa_dataset = _pyarrow(source)
+    boxes = {"observations": spaces.get("observation_space"), "actions": spaces.get("action_space")}
+    dirs = sorted((d for d in data.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name))
+    episodes = []
+    for d in dirs:
+        name = f"episode_{d.name}"
+        try:
+            table = pa_dataset.dataset(str(d), format="arrow", ignore_prefixes=["_", ".", "metadata.json"]).to_table()
+        except (pa.ArrowException, OSError) as e:
+            raise _error(str(d), None, f"not readable as Arrow ({type(e).__name__}: {e})", "Minari's arrow episode files") from e
+        ep = {}
+        for k in ("observations", "actions", "rewards", "terminations", "truncations"):
+            space = boxes.get(k)
+            ep[k] = _arrow_column(pa, table, k, source, name, tuple(space.shape) if space is not None else None)
+        for k in ("actions", "rewards", "terminations", "truncations"):
+            ep[k] = ep[k][:-1]  # Minari pads these by one row to the observations' T+1
+        episodes.append((name, ep))
+    return episodes
+
+
+def _arrow_column(pa: Any, table: Any, key: str, source: str, episode: str, shape: tuple[int, ...] | None) -> np.ndarray:
+    """A numeric column, or a fixed-size list column (a Box space) as ``[rows, *shape]``."""
+    if key not in table.column_names:
+        raise _error(source, f"{episode}/{key}", f"missing (columns: {table.column_names})", "Minari's arrow columns")
+    col = table.column(key).combine_chunks()
+    t = col.type
+    values = col.flatten() if pa.types.is_fixed_size_list(t) else col
+    numeric = pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_boolean(values.type)
+    if not numeric or col.null_count or values.null_count:
+        raise _error(source, f"{episode}/{key}", f"arrow type {t}" + (" with nulls" if numeric else ""),
+                     "numbers, or fixed-size lists of numbers (Box spaces; JPEG images, Dict, Tuple and Text are not supported)")
+    out = values.to_numpy(zero_copy_only=False)
+    if not pa.types.is_fixed_size_list(t):
+        return out
+    if shape is None or int(np.prod(shape)) != t.list_size:
+        shape = (t.list_size,)  # a space that disagrees is reported by the constructor, by name
+    return out.reshape(len(col), *shape)
+
+
+def _pyarrow(source: str) -> tuple[Any, Any]:
     try:
-        from minari import MinariDataset
+        import pyarrow
+        import pyarrow.dataset
     except ImportError as e:
-        raise DatasetError(f"{source}: an arrow-format Minari dataset; reading it needs the minari package "
-                           "(pip install 'minari[arrow]'), hdf5-format ones do not") from e
-    ds = MinariDataset(data)
-    return [(f"episode_{ep.id}", {"observations": ep.observations, "actions": ep.actions, "rewards": ep.rewards,
-                                  "terminations": ep.terminations, "truncations": ep.truncations}) for ep in ds.iterate_episodes()]
+        raise DatasetError(f"{source}: an arrow-format Minari dataset; reading it needs pyarrow (pip install pyarrow), "
+                           "hdf5-format ones do not") from e
+    version = tuple(int(x) for x in re.findall(r"\d+", pyarrow.__version__)[:3])
+    if version < (14, 0, 1):  # CVE-2023-47248: older pyarrow unpickles extension types found in a file
+        raise DatasetError(f"{source}: pyarrow {pyarrow.__version__} can run code stored in an arrow file "
+                           "(CVE-2023-47248); expected pyarrow >= 14.0.1")
+    return pyarrow, pyarrow.dataset
+
+
+def _h5_get(root: Any, key: str, source: str) -> Any:
+    """The object at ``key`` in ``root`` (None when absent), reached only through links inside the
+    file: h5py silently opens the file an external link names, and a virtual or external-storage
+    dataset reads its values from other files, so the data would not be the file's."""
+    h5py = _h5py()
+    node, parts, hops = root, key.split("/"), 0
+    while parts:
+        name = parts.pop(0)
+        if name in ("", "."):
+            continue
+        if not isinstance(node, h5py.Group) or not node.id.links.exists(name.encode()):
+            return None  # H5Lexists looks at the link itself and resolves nothing
+        kind = node.id.links.get_info(name.encode()).type
+        if kind == h5py.h5l.TYPE_SOFT:  # a path inside this file: follow it, checking each link on the way
+            hops += 1
+            if hops > 32:
+                raise _error(source, key, "a cycle of hdf5 soft links", "datasets reached through links inside the file")
+            target = node.id.links.get_val(name.encode()).decode()
+            node = root.file if target.startswith("/") else node
+            parts = [p for p in target.split("/") if p] + parts
+        elif kind == h5py.h5l.TYPE_HARD:
+            node = node[name]
+        else:  # external or user-defined: both resolve outside this file
+            link = f"an hdf5 link of type {kind}"
+            if kind == h5py.h5l.TYPE_EXTERNAL:
+                file, path = (b.decode(errors="replace") for b in node.id.links.get_val(name.encode()))
+                link = f"an hdf5 external link to {file}:{path}"
+            raise _error(source, key, f"{link}, which reads another file",
+                         "data stored in this file (external links are refused)")
+    if isinstance(node, h5py.Dataset) and (node.is_virtual or node.external):
+        raise _error(source, key, "an hdf5 virtual or external-storage dataset, which reads other files",
+                     "data stored in this file")
+    return node
+
+
+def _h5_datasets(root: Any, group: str, source: str) -> dict[str, Any]:
+    """The datasets directly in ``group`` (empty when it is absent or not a group), checked by :func:`_h5_get`."""
+    h5py = _h5py()
+    g = _h5_get(root, group, source)
+    if not isinstance(g, h5py.Group):
+        return {}
+    nodes = {k: _h5_get(root, f"{group}/{k}", source) for k in g.keys()}  # keys() lists names, following nothing
+    return {k: v for k, v in nodes.items() if isinstance(v, h5py.Dataset)}
 
 
 def _h5py() -> Any:
@@ -692,6 +809,17 @@ def _minari_version() -> str:
         return version("minari")
     except Exception:
         return "0.5.4"
+
+
+def recorded_env_id(env_id: Any, source: str) -> str | None:
+    """An env id read from a file, if it is a plain registered id (``Hopper-v5``). gymnasium imports the module of
+    a ``"pkg.module:Env-v0"`` id, and a file must not choose what gets imported, so such an id is refused."""
+    if env_id is None:
+        return None
+    if not isinstance(env_id, str) or ":" in env_id or not env_id.strip():
+        raise DatasetError(f"{source}: its recorded env id {env_id!r} is not a plain registered id (such as Hopper-v5); an "
+                           "id that names a module would import it. Pass the env id yourself (--env-id)")
+    return env_id
 
 
 def load_dataset(spec: str | Path, device: str | torch.device = "cpu", d4rl_compat: bool = False) -> OfflineDataset:

@@ -8,7 +8,7 @@ from nets.critics import CriticEnsemble, QCritic, ValueCritic
 from nets.heads import CategoricalHead, DiagGaussianHead, StateDependentNoiseHead
 from nets.mlp import ACTIVATIONS, activation_class, body_out_dim, default_init, mlp, mlp_body, orthogonal_init
 from nets.policies import CategoricalPolicy, DistributionPolicy, GaussianPolicy, GSDEPolicy, StochasticPolicy, make_policy
-from nets.spec import RecordsInit, build_module, module_spec
+from nets.spec import RecordsInit, UntrustedClassError, build_module, module_spec, trusted_classes
 from nets.generative import ConsistencyPolicy, DiffusionPolicy, FlowPolicy, GenerativePolicy
 
 __all__ = [
@@ -22,6 +22,8 @@ __all__ = [
     "RecordsInit",
     "module_spec",
     "build_module",
+    "trusted_classes",
+    "UntrustedClassError",
     "DiagGaussianHead",
     "CategoricalHead",
     "StateDependentNoiseHead",

@@ -27,6 +27,7 @@ import tyro
 import vecenvs
 from algos import ALGORITHMS
 from algos.checkpoint import load_checkpoint
+from nets import UntrustedClassError
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -55,6 +56,8 @@ class Args:
     """record the first evaluated episode (env copy 0) to <video-dir>/eval_seed<SEED>.mp4 (pip install -e ".[video]")"""
     video_dir: Path | None = None
     """with --capture-video: where the mp4 goes (default: videos/ beside the checkpoint)"""
+    trust: tuple[str, ...] = ()
+    """module prefixes whose policy classes the checkpoint may rebuild (e.g. mylab.policies); by default only policyopt's own"""
 
 
 def checkpoint_path(path: Path) -> Path:
@@ -132,8 +135,9 @@ def capture_video_check(env_id: str, args: Args) -> dict[str, Any]:
         raise SystemExit(f"--capture-video: {e}") from None
 
 
-def load_agent(checkpoint: Path, device: str = "cpu") -> Any:
-    """The agent of any algorithm's checkpoint; exits naming the file when it holds none."""
+def load_agent(checkpoint: Path, device: str = "cpu", trust: Sequence[str] = ()) -> Any:
+    """The agent of any algorithm's checkpoint; exits naming the file when it holds none, or when it asks
+    for a policy class outside policyopt that ``trust`` (module prefixes) does not allow."""
     try:
         algo = load_checkpoint(checkpoint)["algo"]
     except ValueError as e:
@@ -141,7 +145,10 @@ def load_agent(checkpoint: Path, device: str = "cpu") -> Any:
     by_name = {cls.__name__: cls for cls in ALGORITHMS.values()}
     if algo not in by_name:
         raise SystemExit(f"{checkpoint} holds a {algo} checkpoint; this script evaluates {', '.join(by_name)}")
-    return by_name[algo].load(checkpoint, device=device)
+    try:
+        return by_name[algo].load(checkpoint, device=device, trusted_classes=tuple(trust))
+    except UntrustedClassError as e:
+        raise SystemExit(f"{e}; from this script: --trust MODULE_PREFIX") from None
 
 
 def main(args: Args) -> dict[str, Any]:
@@ -149,7 +156,7 @@ def main(args: Args) -> dict[str, Any]:
     checkpoint = checkpoint_path(args.checkpoint)
     env_id = args.env_id or env_id_from_config(checkpoint)
     env_kwargs = capture_video_check(env_id, args) if args.capture_video else {}
-    agent = load_agent(checkpoint, args.device)
+    agent = load_agent(checkpoint, args.device, args.trust)
     algo = type(agent).__name__
     protocol = set_protocol(agent, args)
     try:

@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plot  # noqa: E402  (run_info and group_label: how plot.py names a run's algorithm)
 import results_table  # noqa: E402  (latest_records: which records are the same run)
 from algos.logger import CONFIG_FILE, METRICS_FILE, read_metrics  # noqa: E402
+from algos.rundir import is_aside  # noqa: E402
 
 try:
     from rliable import library as rly
@@ -115,7 +116,8 @@ def find_runs(paths: Sequence[Path]) -> list[Path]:
         if (path / CONFIG_FILE).is_file() or (path / METRICS_FILE).is_file():
             inner = [path]
         else:
-            inner = sorted({f.parent for name in (CONFIG_FILE, METRICS_FILE) for f in path.rglob(name)})
+            inner = sorted({f.parent for name in (CONFIG_FILE, METRICS_FILE) for f in path.rglob(name)
+                            if not is_aside(f.relative_to(path))})  # files a restart moved aside are no run
             if not inner:
                 raise ReportError(f"no run directories ({CONFIG_FILE} or {METRICS_FILE}) under {path}")
         found.update((p.resolve(), p) for p in inner)

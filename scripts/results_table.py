@@ -28,6 +28,8 @@ from typing import Callable
 
 import tyro
 
+from algos.rundir import is_aside
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "mujoco_1m.jsonl"
 MARKER = "<!-- results:mujoco_1m -->"
@@ -150,7 +152,7 @@ def run(args: Run) -> None:
 
 def record(args: Record) -> None:
     commit, machine = provenance()
-    runs = sorted({p.parent for d in args.run_dirs for p in Path(d).rglob("config.json")})
+    runs = sorted({p.parent for d in args.run_dirs for p in Path(d).rglob("config.json") if not is_aside(p.relative_to(d))})
     if not runs:
         raise SystemExit(f"results_table.py record: no run directories (config.json) under {', '.join(map(str, args.run_dirs))}")
     records = []

@@ -41,16 +41,22 @@ script would) before any trial starts; a bad one is an error naming it and the v
 
 With Ray Tune (``pip install -e ".[sweep]"``) the trials run as a ``tune.grid_search`` on a local Ray
 started with ``--cpus`` CPUs (default: this process's cores), as many at once as there are cores, each
-with ``max(1, cores // concurrent)`` torch threads; ``--address`` connects to an existing cluster
-instead, whose nodes need policyopt installed and ``--root`` on a shared file system. Tune's own files
-go to ``<root>/_tune``. Without ray (or with ``--no-ray``) the trials run one after another here.
+with ``max(1, cores // trials in the grid)`` torch threads (``--threads-per-trial`` sets it);
+``--address`` connects to an existing cluster instead, whose nodes need policyopt installed and
+``--root`` on a shared file system. Tune's own files go to ``<root>/_tune``. Without ray (or with
+``--no-ray``) the trials run one after another here, each with the threads Ray would give it: the
+thread count changes a run's numbers, so both modes and every rerun use the same. Each run records
+it (``--torch-threads`` in its config.json, the summary's torch threads column), and a resumed run
+keeps its own.
 
 ``--resume`` takes each trial's run dir as it finds it: a run whose checkpoint reached the total is
 skipped, one with a checkpoint short of it is continued exactly (the train scripts' ``--resume``), and
-one with no checkpoint starts again. Without ``--resume`` a root that already holds runs of the grid
-is an error. The summary at the end lists every trial's status, final evaluation (the last
-``eval/return`` of metrics.jsonl) and run dir; the exit status is 1 when any trial failed or is
-unfinished, 130 after Ctrl-C (rerun with ``--resume``).
+one with no checkpoint, or one that cannot be read, starts again, after its files are moved into
+``aside-<time>-<why>/`` in its run dir (nothing is deleted; a line says what moved where). Without
+``--resume`` a root that already holds runs of the grid is an error. One sweep runs on a root at a
+time: a second exits naming the first's PID. The summary at the end lists every trial's status,
+final evaluation (the last ``eval/return`` of metrics.jsonl), torch threads and run dir; the exit
+status is 1 when any trial failed or is unfinished, 130 after Ctrl-C (rerun with ``--resume``).
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ import dataclasses
 import difflib
 import io
 import itertools
+import json
 import os
 import sys
 import time
@@ -76,7 +83,11 @@ import tyro
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from algos import ALGORITHMS  # noqa: E402
+from algos.checkpoint import load_checkpoint  # noqa: E402
 from algos.logger import CONFIG_FILE, METRICS_FILE, read_metrics  # noqa: E402
+from algos import rundir  # noqa: E402
+from algos.rundir import DirectoryLock, DirectoryLockedError  # noqa: E402
+from buffers import DatasetError, load_dataset, recorded_env_id  # noqa: E402
 from algos.train import TrainArgs  # noqa: E402
 
 
@@ -86,6 +97,7 @@ OWNED = {"seed": "use --seeds", "total_steps": "use --total-steps", "run_dir": "
          "torch_threads": "use --threads-per-trial", "dataset": "use --datasets"}
 GRID_KEYS = ("algos", "envs", "datasets", "seeds", "total_steps", "settings", "algo_config")
 DONE = ("done", "resumed", "finished")  # statuses that leave a complete run
+TRIAL_LOG = "train.log"
 
 
 class SweepError(ValueError):
@@ -122,7 +134,7 @@ class Args:
     cpus: int | None = None
     """cores for the local Ray and the thread split (None: this process's cores)"""
     threads_per_trial: int | None = None
-    """torch threads (and Ray CPUs) of each trial (None: max(1, cores // concurrent trials); on a cluster 1)"""
+    """torch threads (and Ray CPUs) of each trial, with or without Ray (None: max(1, cores // trials in the grid); on a cluster 1)"""
     dry_run: bool = False
     """list the trials and their run dirs and exit; nothing is written or run"""
 
@@ -385,13 +397,16 @@ def dataset_env_id(dataset: str) -> str | None:
 
         with h5py.File(path, "r") as f:
             env_id = f.attrs.get("env_id")
-        return None if env_id is None else str(env_id)
-    from buffers import load_dataset
-
+        env_id = None if env_id is None else str(env_id)
+    else:
+        try:
+            env_id = load_dataset(dataset).metadata.get("env_id")
+        except Exception as e:  # a missing file, or a Minari id / D4RL name that is not there
+            raise SweepError(f"--datasets {dataset}: {e}") from None
     try:
-        return load_dataset(dataset).metadata.get("env_id")
-    except Exception as e:  # a missing file, or a Minari id / D4RL name that is not there
-        raise SweepError(f"--datasets {dataset}: {e}") from None
+        return recorded_env_id(env_id, str(dataset))  # the file must not choose a module to import
+    except DatasetError as e:
+        raise SweepError(f"--datasets {e}") from None
 
 
 def _parse_check(cls: type, argv: list[str], where: str) -> Any:
@@ -499,21 +514,58 @@ def plan(grid: Grid, root: Path, local: bool = True) -> list[Trial]:
 # --- the state of a run dir -------------------------------------------------------------------------------
 
 def checkpoint_step(run_dir: Path) -> int | None:
-    """The global step of the run's checkpoint (memory-mapped: a replay buffer in it is not read), or None."""
+    """The global step of the run's checkpoint, None when it has none; a ``ValueError`` naming the file when
+    it cannot be read (truncated, foreign, or holding objects that loading would have to run code to build).
+
+    Read by the library's loader: ``weights_only=True``, so nothing the file names is imported or called, and
+    memory-mapped, so a replay buffer in it is not read just to learn the step."""
     ckpt = run_dir / "checkpoint.pt"
     if not ckpt.is_file():
         return None
+    state = load_checkpoint(ckpt, mmap=True)
     try:
-        return int(torch.load(ckpt, map_location="cpu", mmap=True, weights_only=False)["global_step"])
-    except Exception:  # unreadable: atomic saves make this rare; treat it as no checkpoint
+        return int(state["global_step"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{ckpt} has no integer 'global_step' (got {state.get('global_step')!r}); expected a "
+                         "checkpoint written by policyopt's training scripts") from None
+
+
+def readable_step(run_dir: Path) -> int | None:
+    """:func:`checkpoint_step`, with an unreadable checkpoint as none (for describing a run, not deciding on it)."""
+    try:
+        return checkpoint_step(run_dir)
+    except ValueError:
         return None
 
 
+def recorded_threads(run_dir: Path) -> int | None:
+    """The torch threads the run in ``run_dir`` computed with, from its config.json, or None when it does not say.
+
+    ``torch_threads_used`` is what the run measured; ``torch_threads`` is trusted only when its command set it
+    (a run that never passed ``--torch-threads`` records the default 1, whatever it ran with)."""
+    try:
+        record = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    value = record.get("torch_threads_used")
+    if value is None and "--torch-threads" in (record.get("command") or []):
+        value = record.get("torch_threads")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
 def run_files(run_dir: Path) -> list[Path]:
-    """What a run has written to ``run_dir`` (its train.log aside)."""
+    """What a run has written to ``run_dir`` (its train.log and earlier asides apart)."""
     if not run_dir.is_dir():
         return []
     return [p for p in run_dir.iterdir() if p.name in (CONFIG_FILE, METRICS_FILE, "checkpoint.pt") or p.name.startswith("events.out.")]
+
+
+def move_aside(run_dir: Path, why: str) -> tuple[Path, list[str]]:
+    """:func:`algos.rundir.move_aside` under the run dir's lock, keeping train.log (the sweep appends every attempt to it)."""
+    with DirectoryLock(run_dir, "run"):  # released before the trial's own training run locks the dir
+        return rundir.move_aside(run_dir, why, keep=(TRIAL_LOG,))
 
 
 def final_eval(run_dir: Path) -> dict[str, Any]:
@@ -536,21 +588,25 @@ def final_eval(run_dir: Path) -> dict[str, Any]:
 def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
     """One trial, in whatever process runs it (a Ray worker, or this one); never raises for a failed run.
 
-    ``spec`` is plain data (Ray ships it): algo, argv, run_dir, threads, cwd, mode, name.
+    ``spec`` is plain data (Ray ships it): algo, argv, run_dir, threads, cwd, mode, name. The run's directory
+    lock is the training run's own (``algos.train.train`` takes it): a second lock on it here, in the same
+    process, would conflict with that one.
     """
     from algos.train import parse, train
 
     if os.path.isdir(spec["cwd"]):  # Ray starts trials in a directory of its own; relative paths mean the sweep's
         os.chdir(spec["cwd"])
-    threads = torch.get_num_threads()
+    previous = torch.get_num_threads()
     torch.set_num_threads(spec["threads"])
+    used = torch.get_num_threads()  # what the trial computes with, as torch reports it: its row records this
     cls = ALGORITHMS[spec["algo"]]
     run_dir = Path(spec["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     status, error = ("resumed" if spec["mode"] == "resume" else "done"), None
     t0 = time.perf_counter()
-    with open(run_dir / "train.log", "a", encoding="utf-8") as log:
-        log.write(f"--- sweep trial {spec['name']} ({spec['mode']}): {' '.join(spec['argv'])}\n")
+    with open(run_dir / TRIAL_LOG, "a", encoding="utf-8") as log:
+        log.write(f"--- sweep trial {spec['name']} ({spec['mode']}, {used} torch thread{'s' * (used > 1)}): "
+                  f"{' '.join(spec['argv'])}\n")
         log.flush()
         try:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
@@ -559,14 +615,47 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
             status, error = "failed", f"{type(e).__name__}: {e}".splitlines()[0][:300]
             traceback.print_exc(file=log)
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(previous)
     return {"name": spec["name"], "status": status, "error": error, "seconds": round(time.perf_counter() - t0, 1),
-            **final_eval(run_dir)}
+            "torch_threads": used, **final_eval(run_dir)}
 
 
 def _spec(trial: Trial, mode: str, threads: int) -> dict[str, Any]:
-    return {"name": trial.name, "algo": trial.algo, "argv": list(trial.resume_argv if mode == "resume" else trial.argv),
-            "run_dir": str(trial.run_dir), "threads": threads, "cwd": os.getcwd(), "mode": mode}
+    # --torch-threads too, so the run's config.json records the count the trial computes with
+    argv = [*(trial.resume_argv if mode == "resume" else trial.argv), "--torch-threads", str(threads)]
+    return {"name": trial.name, "algo": trial.algo, "argv": argv, "run_dir": str(trial.run_dir), "threads": threads,
+            "cwd": os.getcwd(), "mode": mode}
+
+
+def split_threads(args: Args, n_trials: int, cores: int) -> int:
+    """Torch threads per trial: ``--threads-per-trial``; else 1 on a cluster; else the ``cores`` split over the
+    grid's ``n_trials`` (at most one trial per core). One rule for Ray and in-process runs, over the whole grid
+    rather than the trials left to run, so a resumed or rerun sweep computes with its first run's threads: the
+    count changes a run's numbers (the order of its floating-point sums), not only its speed."""
+    if args.threads_per_trial:
+        return args.threads_per_trial
+    if args.address:
+        return 1  # nodes differ in size: one thread per trial fits any of them
+    return max(1, cores // min(cores, n_trials))
+
+
+def trial_threads(todo: list[tuple[Trial, str]], split: int, cores: int) -> list[int]:
+    """Each trial's threads: the split, except that a resumed run keeps the count its config.json records, so it
+    continues exactly, when there are that many cores. Says so wherever a run's record and the split differ."""
+    out = []
+    for trial, mode in todo:
+        own = recorded_threads(trial.run_dir) if mode == "resume" else None
+        if own is None or own == split:
+            out.append(split)
+        elif own <= cores:
+            print(f"sweep.py: {trial.name} resumes with the {own} torch threads it ran with (this sweep's split is {split}), "
+                  "so it continues exactly", flush=True)
+            out.append(own)
+        else:
+            print(f"sweep.py: {trial.name} ran with {own} torch threads, more than the {cores} cores here; it resumes with "
+                  f"{split}, so its numbers will differ from an uninterrupted run's", flush=True)
+            out.append(split)
+    return out
 
 
 def _ray_or_why() -> tuple[Any, str | None]:
@@ -579,13 +668,18 @@ def _ray_or_why() -> tuple[Any, str | None]:
     return ray, None
 
 
-def run_sequential(todo: list[tuple[Trial, str]], args: Args, why: str) -> tuple[dict[str, dict[str, Any]], bool]:
-    """Each trial in this process, one after another, on every core; stops at Ctrl-C (the results so far, True)."""
-    threads = args.threads_per_trial or args.cpus or local_cores()  # one trial at a time: it may use every core
-    print(f"sweep.py: running {len(todo)} trials one after another in this process, because {why}; "
-          "pip install -e '.[sweep]' runs them in parallel with Ray Tune", flush=True)
+def run_sequential(todo: list[tuple[Trial, str]], args: Args, why: str,
+                   n_trials: int) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Each trial in this process, one after another; stops at Ctrl-C (the results so far, True). Each trial
+    gets the torch threads Ray would give it (:func:`split_threads` over the grid's ``n_trials``), not every
+    core: the same sweep then computes the same numbers in either mode."""
+    cores = args.cpus or local_cores()
+    split = split_threads(args, n_trials, cores)
+    print(f"sweep.py: running {len(todo)} trials one after another in this process, because {why}; {split} torch "
+          f"thread{'s' * (split > 1)} each (the split of {cores} cores over the grid's {n_trials} trials that Ray uses; "
+          "--threads-per-trial sets it); pip install -e '.[sweep]' runs them in parallel with Ray Tune", flush=True)
     results = {}
-    for i, (trial, mode) in enumerate(todo, 1):
+    for i, ((trial, mode), threads) in enumerate(zip(todo, trial_threads(todo, split, cores)), 1):
         spec = _spec(trial, mode, threads)
         print(f"[{i}/{len(todo)}] {trial.name} ({mode}, {threads} torch thread{'s' * (threads > 1)}): "
               f"log in {trial.run_dir}/train.log", flush=True)
@@ -600,7 +694,7 @@ def run_sequential(todo: list[tuple[Trial, str]], args: Args, why: str) -> tuple
     return results, False
 
 
-def run_ray(ray: Any, todo: list[tuple[Trial, str]], args: Args) -> tuple[dict[str, dict[str, Any]], bool]:
+def run_ray(ray: Any, todo: list[tuple[Trial, str]], args: Args, n_trials: int) -> tuple[dict[str, dict[str, Any]], bool]:
     """The trials as one Tune grid search over their specs, as many at once as there are cores."""
     from ray import tune
 
@@ -613,23 +707,27 @@ def run_ray(ray: Any, todo: list[tuple[Trial, str]], args: Args) -> tuple[dict[s
         if started:
             ray.init(address=args.address, log_to_driver=False, logging_level="ERROR")
         cores = int(ray.cluster_resources().get("CPU", 1))
-        threads = args.threads_per_trial or 1  # nodes differ in size: one thread per trial fills any of them
     else:
         cores = args.cpus or local_cores()
         if started:  # address="local": never join whatever RAY_ADDRESS points at
             ray.init(address="local", num_cpus=cores, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-        threads = args.threads_per_trial or max(1, cores // min(cores, len(todo)))
-    concurrent = max(1, min(len(todo), cores // threads))
+    split = split_threads(args, n_trials, cores)
+    threads = trial_threads(todo, split, cores)
+    concurrent = max(1, min(len(todo), cores // min(threads)))
     where = f"cluster {args.address}" if args.address else "local"
-    print(f"sweep.py: running {len(todo)} trials on Ray Tune ({where}, {cores} CPUs): {concurrent} at a time, {threads} torch "
-          f"thread{'s' * (threads > 1)} each; logs in each run dir's train.log", flush=True)
+    print(f"sweep.py: running {len(todo)} trials on Ray Tune ({where}, {cores} CPUs): {concurrent} at a time, {split} torch "
+          f"thread{'s' * (split > 1)} each; logs in each run dir's train.log", flush=True)
     if run_trial.__module__ != "__main__":  # imported (tests): Ray's workers cannot import scripts/, so ship it by value
         ray.cloudpickle.register_pickle_by_value(sys.modules[run_trial.__module__])
-    # A trial asks Ray for as many CPUs as it has torch threads, so Ray never runs more at once than the cores hold.
-    trainable = tune.with_resources(lambda config: run_trial(config["trial"]), {"cpu": threads})
+    # A trial asks Ray for as many CPUs as it has torch threads, so Ray never runs more at once than the cores hold
+    # (per trial where a resumed run keeps a count of its own).
+    resources: Any = {"cpu": threads[0]}
+    if len(set(threads)) > 1:
+        resources = lambda config: tune.PlacementGroupFactory([{"CPU": config["trial"]["threads"]}])  # noqa: E731
+    trainable = tune.with_resources(lambda config: run_trial(config["trial"]), resources)
     tuner = tune.Tuner(
         trainable,
-        param_space={"trial": tune.grid_search([_spec(t, mode, threads) for t, mode in todo])},
+        param_space={"trial": tune.grid_search([_spec(t, mode, n) for (t, mode), n in zip(todo, threads)])},
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrent,
                                     trial_dirname_creator=lambda t: f"{t.trial_id}-{t.config['trial']['name']}".replace("/", "_")[:120]),
         run_config=tune.RunConfig(name=time.strftime("sweep-%Y%m%d-%H%M%S"), storage_path=str(args.root.resolve() / "_tune"),
@@ -642,8 +740,8 @@ def run_ray(ray: Any, todo: list[tuple[Trial, str]], args: Args) -> tuple[dict[s
             if r.error is not None:  # the worker itself died (run_trial reports ordinary failures)
                 results[name] = {"name": name, "status": "failed", "error": f"{type(r.error).__name__}: {r.error}".splitlines()[0][:300]}
             elif r.metrics and "status" in r.metrics:
-                results[name] = {k: r.metrics[k] for k in ("name", "status", "error", "seconds", "eval_step", "eval_return",
-                                                           "eval_normalized_score") if k in r.metrics}
+                results[name] = {k: r.metrics[k] for k in ("name", "status", "error", "seconds", "torch_threads", "eval_step",
+                                                           "eval_return", "eval_normalized_score") if k in r.metrics}
             else:  # stopped before it returned: Tune catches Ctrl-C, stops the trials and returns
                 interrupted = True
     except KeyboardInterrupt:
@@ -657,8 +755,9 @@ def run_ray(ray: Any, todo: list[tuple[Trial, str]], args: Args) -> tuple[dict[s
 # --- the sweep ---------------------------------------------------------------------------------------------
 
 def prepare(trials: list[Trial], resume: bool) -> tuple[list[tuple[Trial, str]], dict[str, dict[str, Any]]]:
-    """Each trial's mode (fresh or resume), and the finished ones' summary rows; a run without a checkpoint
-    restarts. Without ``resume``, a trial whose run dir already holds a run is an error (nothing is overwritten)."""
+    """Each trial's mode (fresh or resume), and the finished ones' summary rows. A run with no checkpoint to
+    continue from (none yet, or one that cannot be read) restarts, its files moved aside first, never deleted.
+    Without ``resume``, a trial whose run dir already holds a run is an error (nothing is overwritten)."""
     taken = [t for t in trials if run_files(t.run_dir)]
     if taken and not resume:
         shown = "; ".join(str(t.run_dir) for t in taken[:3]) + (f"; and {len(taken) - 3} more" if len(taken) > 3 else "")
@@ -666,14 +765,24 @@ def prepare(trials: list[Trial], resume: bool) -> tuple[list[tuple[Trial, str]],
                          "them (finished ones are skipped), or another --root")
     todo, finished = [], {}
     for t in trials:
-        step = checkpoint_step(t.run_dir)
+        try:
+            step, unreadable = checkpoint_step(t.run_dir), None
+        except ValueError as e:
+            step, unreadable = None, str(e).splitlines()[0][:300]
         if step is not None and step >= t.target:
-            finished[t.name] = {"name": t.name, "status": "finished", "error": None, **final_eval(t.run_dir)}
+            finished[t.name] = {"name": t.name, "status": "finished", "error": None,
+                                "torch_threads": recorded_threads(t.run_dir), **final_eval(t.run_dir)}
         elif step is not None:
             todo.append((t, "resume"))
         else:
-            for p in run_files(t.run_dir):  # logged before its first checkpoint: nothing to continue from
-                p.unlink()
+            if run_files(t.run_dir):  # nothing to continue from; what it wrote stays readable beside the new run
+                why = "unreadable-checkpoint" if unreadable else "stopped-before-checkpoint"
+                cause = f"its checkpoint cannot be read ({unreadable})" if unreadable else "it stopped before its first checkpoint"
+                aside, moved = move_aside(t.run_dir, why)
+                note = f"{t.name}: {cause}; moved {', '.join(moved)} to {aside} (nothing deleted); starting it again from step 0"
+                print(f"sweep.py: {note}", flush=True)
+                with open(t.run_dir / TRIAL_LOG, "a", encoding="utf-8") as log:
+                    log.write(f"--- sweep: {note}\n")
             todo.append((t, "fresh"))
     return todo, finished
 
@@ -684,15 +793,16 @@ def summarize(trials: list[Trial], results: dict[str, dict[str, Any]]) -> list[d
     for t in trials:
         row = results.get(t.name)
         if row is None:
-            step = checkpoint_step(t.run_dir)
+            step = readable_step(t.run_dir)
             status = "not started" if step is None and not run_files(t.run_dir) else f"unfinished (step {step or 0:,} of {t.target:,})"
-            row = {"name": t.name, "status": status, "error": None, **final_eval(t.run_dir)}
+            row = {"name": t.name, "status": status, "error": None, "torch_threads": recorded_threads(t.run_dir),
+                   **final_eval(t.run_dir)}
         rows.append({**row, "run_dir": str(t.run_dir)})
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| trial | status | final eval | run dir |", "|---|---|---:|---|"]
+    lines = ["| trial | status | final eval | torch threads | run dir |", "|---|---|---:|---:|---|"]
     for r in rows:
         ev = ""
         if r.get("eval_return") is not None:
@@ -700,7 +810,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             if r.get("eval_normalized_score") is not None:
                 ev += f" (normalized {r['eval_normalized_score']:.1f})"
         status = r["status"] + (f": {r['error']}" if r.get("error") else "")
-        lines.append(f"| {r['name']} | {status.replace('|', '/')} | {ev} | {r['run_dir']} |")
+        threads = "" if r.get("torch_threads") is None else str(r["torch_threads"])
+        lines.append(f"| {r['name']} | {status.replace('|', '/')} | {ev} | {threads} | {r['run_dir']} |")
     return "\n".join(lines)
 
 
@@ -720,18 +831,23 @@ def main(args: Args) -> tuple[list[dict[str, Any]], bool]:
             print(f"{t.name}: python scripts/train_{t.algo}.py {' '.join(t.argv)}")
         print(f"{len(trials)} trials")
         return [], False
-    todo, finished = prepare(trials, args.resume)
     ray, why = (None, "--no-ray was given") if args.no_ray else _ray_or_why()
     if ray is None and args.address:
         raise SweepError(f"--address {args.address} needs ray, and {why}: pip install -e '.[sweep]'")
-    results: dict[str, dict[str, Any]] = dict(finished)
-    interrupted = False
-    if finished:
-        print(f"sweep.py: {len(finished)} of {len(trials)} runs already finished; skipping them")
-    if todo:
-        ran, interrupted = run_sequential(todo, args, why) if ray is None else run_ray(ray, todo, args)
-        results.update(ran)
-    rows = summarize(trials, results)
+    # One sweep per root for its whole life: a second one on the same root would resume, move aside or restart
+    # the same trials. Each trial's run dir has a lock of its own, the training run's (held in the process that
+    # trains it), so this lock is on the root alone.
+    with DirectoryLock(args.root, "sweep"):
+        todo, finished = prepare(trials, args.resume)
+        results: dict[str, dict[str, Any]] = dict(finished)
+        interrupted = False
+        if finished:
+            print(f"sweep.py: {len(finished)} of {len(trials)} runs already finished; skipping them")
+        if todo:
+            ran, interrupted = (run_sequential(todo, args, why, len(trials)) if ray is None
+                                else run_ray(ray, todo, args, len(trials)))
+            results.update(ran)
+        rows = summarize(trials, results)
     print(table(rows))
     bad = [r for r in rows if r["status"] not in DONE]
     if bad:
@@ -745,7 +861,7 @@ def cli(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = tyro.cli(Args, args=argv, description=__doc__)
     try:
         rows, interrupted = main(args)
-    except SweepError as e:
+    except (SweepError, DirectoryLockedError) as e:
         raise SystemExit(f"sweep.py: {e}") from None
     if interrupted:
         raise SystemExit(130)

@@ -247,7 +247,7 @@ def test_atomic_save_keeps_previous_file_on_crash(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         atomic_save({"algo": "X", "v": 2}, path)
     monkeypatch.setattr(torch, "save", real_save)
-    assert torch.load(path, weights_only=False)["v"] == 1
+    assert torch.load(path, weights_only=True)["v"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary left behind
 
 

@@ -153,7 +153,7 @@ def spawned(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def ranks(spawned) -> list[dict]:
-    return [torch.load(spawned / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    return [torch.load(spawned / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
 
 # --- 1. the update equals one process on the concatenated minibatches -----------------------------
@@ -237,14 +237,14 @@ def test_torchrun_resumes_exactly_and_only_rank0_writes(spawned):
     cut, whole = spawned / "cut", spawned / "whole"  # written by the spawned ranks (train(), as under torchrun)
     config = json.loads((whole / "config.json").read_text())
     assert config["world_size"] == WORLD and config["num_envs"] == 4
-    assert sorted(p.name for p in whole.iterdir() if not p.name.startswith("events.")) == ["checkpoint.pt", "config.json", "metrics.jsonl"]
+    assert sorted(p.name for p in whole.iterdir() if not p.name.startswith("events.")) == [".lock", "checkpoint.pt", "config.json", "metrics.jsonl"]
     assert len(list(whole.glob("events.out.tfevents.*"))) == 1  # one writer: rank 0
     rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 64, 128]
 
     out = _torchrun("--run-dir", str(cut), "--total-steps", "128", "--resume")
     assert out.count("resumed PPO") == 1 and out.count('"env_steps": 128') == 1  # rank 0 reports, once
-    a, b = (torch.load(d / "checkpoint.pt", weights_only=False) for d in (cut, whole))
+    a, b = (torch.load(d / "checkpoint.pt", weights_only=True) for d in (cut, whole))
     assert a["global_step"] == b["global_step"] == 128 and a["data_parallel"]["world_size"] == WORLD
     for name in b["modules"]:
         for k, v in b["modules"][name].items():

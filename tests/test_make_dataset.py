@@ -1,9 +1,12 @@
-"""scripts/make_dataset.py: the D4RL recipe at tiny sizes on Hopper-v5, every level, all formats."""
+"""scripts/make_dataset.py: the D4RL recipe at tiny sizes on Hopper-v5, every level, all formats; one build
+per output folder, and the cleanup of what a killed build left."""
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from buffers.dataset import OfflineDataset  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import make_dataset  # noqa: E402
+from lock_holder import hold_lock  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ["random", "medium", "expert", "medium-replay", "medium-expert", "random-expert-0.05", "random-medium-0.05"]
@@ -112,3 +116,41 @@ def test_recipe_rejects_bad_settings():
     with pytest.raises(ValueError, match="size must be >= 1"):
         DatasetRecipe(size=0)
     assert np.isclose(DatasetRecipe().medium_score, 100 / 3)
+
+
+# --- one writer per output folder ------------------------------------------------------------------------
+# a random level only: no behaviour agent to train, a few seconds per build
+QUICK = ["--levels", "random", "--size", "200", "--ref-episodes", "1", "--num-envs", "4", "--no-progress"]
+
+
+def test_a_second_build_into_the_same_folder_fails_naming_the_first(tmp_path):
+    out = tmp_path / "datasets"
+    command = [sys.executable, str(ROOT / "scripts" / "make_dataset.py"), *QUICK, "--out-dir", str(out)]
+    with hold_lock(out, "dataset build") as pid:
+        second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        _, err = second.communicate(timeout=300)
+        assert second.returncode != 0
+        assert re.search(rf"make_dataset.py: {re.escape(str(out))} is in use by another dataset build \(PID {pid} ", err), err
+        assert "Traceback" not in err and not list(out.glob("*.hdf5"))  # a plain message; nothing written
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)  # the holder has gone
+    assert done.returncode == 0, done.stderr
+    assert OfflineDataset.load(out / "hopper-random-v5.hdf5").num_transitions == 200
+
+
+def test_a_build_removes_the_partial_files_a_killed_build_left(tmp_path, capsys):
+    out = tmp_path / "datasets"
+    partial = [out / "hopper-random-v5.hdf5.tmp", out / "hopper-medium-v5.npz.tmp.npz", out / "hopper-random-v5.json.tmp",
+               out / "minari/policyopt/hopper/random-v5/data/main_data.hdf5.tmp",
+               out / "minari/policyopt/hopper/random-v5/data/metadata.json.tmp",
+               out / "behaviour/Hopper-v5-ppo-seed0/.step000002048.pt.k2j4_x.tmp"]
+    others = [out / "notes.tmp", out / "hopper-random-v5.hdf5.bak", out / "behaviour/Hopper-v5-ppo-seed0/step000002048.pt"]
+    for path in partial + others:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"cut short")
+    paths = make_dataset.main([*QUICK, "--formats", "d4rl", "minari", "--out-dir", str(out)])
+    printed = capsys.readouterr().out
+    for path in partial:
+        assert not path.exists() and f"removed {path}, a partial file of an interrupted build" in printed
+    assert all(path.read_bytes() == b"cut short" for path in others)  # not names the recipe writes: kept
+    assert OfflineDataset.load(paths["random"]).num_transitions == 200
+    assert json.loads((out / "hopper-random-v5.json").read_text())["transitions"] == 200

@@ -126,7 +126,7 @@ class WideActor(SquashedGaussianActor):
 def test_custom_policy_round_trips(tmp_path):
     agent = SAC(pendulum(), SACConfig(**SMALL), policy=WideActor(3, 1, width=24)).learn(300, progress=False)
     agent.save(tmp_path / "c.pt")
-    loaded = SAC.load(tmp_path / "c.pt")
+    loaded = SAC.load(tmp_path / "c.pt", trusted_classes=[WideActor])  # a user's class: rebuilt when allowed
     assert type(loaded.policy) is WideActor and loaded.policy.width == 24
     obs = torch.randn(5, 3)
     assert torch.equal(loaded.act(obs, deterministic=True), agent.act(obs, deterministic=True))
@@ -180,7 +180,7 @@ def test_custom_stochastic_policy_round_trips_through_ppo(tmp_path):
     agent = PPO(pendulum(2), PPOConfig(num_steps=32, num_minibatches=2, update_epochs=1), policy=TinyGaussian(3, 1))
     agent.learn(64, progress=False)
     agent.save(tmp_path / "p.pt")
-    loaded = PPO.load(tmp_path / "p.pt")
+    loaded = PPO.load(tmp_path / "p.pt", trusted_classes=[__name__])  # a module prefix the user trusts
     assert type(loaded.policy).__name__ == "TinyGaussian"
     obs = torch.randn(3, 3)
     assert torch.equal(loaded.act(obs, deterministic=True), agent.act(obs, deterministic=True))

@@ -1,5 +1,6 @@
 """scripts/sweep.py: the grid, its checks before any trial, a local Ray Tune sweep, the sequential
-fallback without ray, failure reporting and --resume after a failure and an interruption."""
+fallback without ray, failure reporting and --resume after a failure and an interruption; the
+threads each trial computes with, one sweep per root, and a resume that moves unreadable runs aside."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import torch
 
 from algos.logger import RunLogger, read_metrics
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
 import sweep  # noqa: E402
+from lock_holder import hold_lock  # noqa: E402
 
 # PPO on CartPole in a few hundred env steps: tiny nets, eager, 2 envs x 32 steps per rollout.
 TINY = ["num_envs=2", "eval_episodes=2", "checkpoint_every=128", "algo.num_steps=32", "algo.num_minibatches=2",
@@ -38,7 +41,7 @@ def assert_complete(run: Path, total: int) -> list[dict]:
 
 
 def policy_state(run: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["modules"]["policy"]
+    return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)["modules"]["policy"]
 
 
 # --- the grid ------------------------------------------------------------------------------------------
@@ -197,3 +200,67 @@ def test_dataset_algorithms_run_on_datasets_and_their_env(tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["env_id"] == "Pendulum-v1" and config["dataset"] == str(path.resolve())  # evaluated on the dataset's env
     assert [r["step"] for r in read_metrics(run) if "eval/return" in r][-1] == 40
+
+
+# --- threads, locks and unreadable runs ----------------------------------------------------------------------
+def test_in_process_trials_get_rays_thread_split_and_record_it(tmp_path, capsys):
+    """--no-ray gives each trial the threads Ray would (2 cores over 2 trials: 1), not every core; the rows and
+    config.json record the count, and a resumed run keeps its own count whatever the sweep's split now is."""
+    root = tmp_path / "root"
+    base = ["--algos", "ppo", "--envs", "CartPole-v1", "--root", str(root), "--cpus", "2", "--no-ray", "--set", *TINY]
+    rows = sweep.cli([*base, "--seeds", "0", "1", "--total-steps", "128"])
+    out = capsys.readouterr().out
+    assert "1 torch thread each (the split of 2 cores over the grid's 2 trials that Ray uses" in out
+    assert [r["torch_threads"] for r in rows] == [1, 1]
+    for seed in (0, 1):
+        config = json.loads((root / f"ppo/CartPole-v1/default/seed{seed}/config.json").read_text())
+        assert config["torch_threads"] == 1 and config.get("torch_threads_used", 1) == 1
+    assert re.search(r"\| ppo/CartPole-v1/default/seed0 \| done \| [-0-9.]+ @ 128 \| 1 \| ", out)
+
+    # longer now, and 2 threads per trial: seed0 continues with the 1 thread it ran with, so it continues exactly
+    rows = sweep.cli([*base, "--seeds", "0", "--total-steps", "256", "--threads-per-trial", "2", "--resume"])
+    out = capsys.readouterr().out
+    assert "seed0 resumes with the 1 torch threads it ran with (this sweep's split is 2)" in out
+    assert [(r["status"], r["torch_threads"]) for r in rows] == [("resumed", 1)]
+    assert json.loads((root / "ppo/CartPole-v1/default/seed0/config.json").read_text())["torch_threads"] == 1
+
+
+def test_one_sweep_per_root(tmp_path):
+    root = tmp_path / "root"
+    with hold_lock(root, "sweep") as pid:
+        with pytest.raises(SystemExit, match=rf"sweep.py: {re.escape(str(root))} is in use by another sweep \(PID {pid} "):
+            sweep.cli(ppo_sweep(root, seeds=(0,), extra=["--no-ray"]))
+    assert sorted(p.name for p in root.iterdir()) == [".lock"]  # no trial started
+
+
+def test_resume_moves_a_run_with_an_unreadable_checkpoint_aside(tmp_path, capsys):
+    """--resume with a truncated checkpoint: the run's files are moved aside byte for byte (never deleted), a
+    line says what went where, and the trial starts again; while another process holds the run dir, nothing moves."""
+    root = tmp_path / "root"
+    sweep.cli(ppo_sweep(root, seeds=(0,), extra=["--no-ray"]))
+    run = root / "ppo/CartPole-v1/default/seed0"
+    ckpt = run / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # a save cut short
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name not in ("train.log", ".lock")}
+    assert {"checkpoint.pt", "config.json", "metrics.jsonl"} <= set(before) and any(n.startswith("events.out.") for n in before)
+    log_before = (run / "train.log").read_text()
+    capsys.readouterr()
+
+    with hold_lock(run, "training run") as pid:  # a training run on that dir: the sweep must not move its files
+        with pytest.raises(SystemExit, match=rf"{re.escape(str(run))} is in use by another training run \(PID {pid} "):
+            sweep.cli(ppo_sweep(root, seeds=(0,), extra=["--no-ray", "--resume"]))
+    assert {name: (run / name).read_bytes() for name in before} == before
+
+    rows = sweep.cli(ppo_sweep(root, seeds=(0,), extra=["--no-ray", "--resume"]))
+    out = capsys.readouterr().out
+    asides = [p for p in run.iterdir() if p.is_dir() and p.name.startswith("aside-")]
+    assert len(asides) == 1 and asides[0].name.endswith("-unreadable-checkpoint")
+    assert {p.name: p.read_bytes() for p in asides[0].iterdir()} == before  # every file kept, byte for byte
+    line = next(ln for ln in out.splitlines() if "moved" in ln)
+    assert re.fullmatch(rf"sweep.py: ppo/CartPole-v1/default/seed0: its checkpoint cannot be read \(.*checkpoint.pt.*\); "
+                        rf"moved .*checkpoint.pt.* to {re.escape(str(asides[0]))} \(nothing deleted\); starting it again from step 0", line)
+    assert all(name in line for name in before)
+    log = (run / "train.log").read_text()
+    assert log.startswith(log_before) and f"to {asides[0]} (nothing deleted)" in log  # the trial's log says so too
+    assert [r["status"] for r in rows] == ["done"]
+    assert_complete(run, 256)
