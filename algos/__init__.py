@@ -1,32 +1,32 @@
-"""Policy-optimisation algorithms: ``from algos import PPO, PPOConfig``.
+"""Policy-optimisation algorithms: ``from policyopt.algos import PPO, PPOConfig`` (also ``from policyopt import PPO``).
 
 Every algorithm has a config dataclass, ``learn(total_steps)``, ``act(obs)``, ``save(path)``
 and ``load(path)``. Online ones take an env (``PPO(env, config)``), offline ones a dataset
 (``IQL(dataset, IQLConfig(weighting="aw"))``).
 """
 
-from algos.base import Algorithm, AlgorithmConfig, TrainingDivergedError
-from algos.bc import BC, BCConfig
-from algos.consistency import ConsistencyAC, ConsistencyACConfig, ConsistencyBC, ConsistencyBCConfig
-from algos.cql import CQL, CQLConfig
-from algos.diffusion_bc import DiffusionBC, DiffusionBCConfig
-from algos.diffusion_ql import DiffusionQL, DiffusionQLConfig
-from algos.dppo import DPPO, DPPOConfig
-from algos.dsrl import DSRL, DSRLConfig
-from algos.fpo import FPO, FPOConfig
-from algos.edp import EDP, EDPConfig
-from algos.fql import FQL, FQLConfig
-from algos.iql import IQL, IQLConfig
-from algos.offline import OfflineAlgorithm, OfflineConfig
-from algos.onpolicy import OnPolicyAlgorithm, OnPolicyConfig
-from algos.offpolicy import OffPolicyAlgorithm, OffPolicyConfig
-from algos.ppo import PPO, PPOConfig
-from algos.rebrac import ReBRAC, ReBRACConfig
-from algos.sac import SAC, SACConfig
-from algos.spo import SPO, SPOConfig
-from algos.td3 import TD3, TD3Config
-from algos.td3bc import TD3BC, TD3BCConfig
-from algos.trpo import TRPO, TRPOConfig
+from policyopt.algos.core.base import Algorithm, AlgorithmConfig, TrainingDivergedError
+from policyopt.algos.offline.bc import BC, BCConfig
+from policyopt.algos.offline.generative.consistency import ConsistencyAC, ConsistencyACConfig, ConsistencyBC, ConsistencyBCConfig
+from policyopt.algos.offline.cql import CQL, CQLConfig
+from policyopt.algos.offline.generative.diffusion_bc import DiffusionBC, DiffusionBCConfig
+from policyopt.algos.offline.generative.diffusion_ql import DiffusionQL, DiffusionQLConfig
+from policyopt.algos.onpolicy.dppo import DPPO, DPPOConfig
+from policyopt.algos.offpolicy.dsrl import DSRL, DSRLConfig
+from policyopt.algos.onpolicy.fpo import FPO, FPOConfig
+from policyopt.algos.offline.generative.edp import EDP, EDPConfig
+from policyopt.algos.offline.generative.fql import FQL, FQLConfig
+from policyopt.algos.offline.iql import IQL, IQLConfig
+from policyopt.algos.offline.base import OfflineAlgorithm, OfflineConfig
+from policyopt.algos.onpolicy.base import OnPolicyAlgorithm, OnPolicyConfig
+from policyopt.algos.offpolicy.base import OffPolicyAlgorithm, OffPolicyConfig
+from policyopt.algos.onpolicy.ppo import PPO, PPOConfig
+from policyopt.algos.offline.rebrac import ReBRAC, ReBRACConfig
+from policyopt.algos.offpolicy.sac import SAC, SACConfig
+from policyopt.algos.onpolicy.spo import SPO, SPOConfig
+from policyopt.algos.offpolicy.td3 import TD3, TD3Config
+from policyopt.algos.offline.td3bc import TD3BC, TD3BCConfig
+from policyopt.algos.onpolicy.trpo import TRPO, TRPOConfig
 
 ALGORITHMS = {"ppo": PPO, "spo": SPO, "trpo": TRPO, "sac": SAC, "td3": TD3, "bc": BC, "td3bc": TD3BC, "iql": IQL, "cql": CQL,
               "rebrac": ReBRAC, "diffusion_bc": DiffusionBC, "diffusion_ql": DiffusionQL, "edp": EDP,

@@ -1,10 +1,10 @@
 """Data storage for the algorithms. Depends only on torch, numpy and gymnasium (h5py for hdf5 files)."""
 
-from buffers.dataset import (D4RL_REF_SCORES, REWARD_CONVENTIONS, DatasetError, EpisodeRecorder, OfflineDataset, load_dataset,
+from policyopt.buffers.dataset import (D4RL_REF_SCORES, REWARD_CONVENTIONS, DatasetError, EpisodeRecorder, OfflineDataset, load_dataset,
                              concatenate, mix_datasets, recorded_env_id, select_episodes)
-from buffers.replay import ReplayBuffer
-from buffers.rollout import STORED_PREFIX, RolloutBuffer, gae, stored_of
-from buffers.samplers import SAMPLERS, IndexSampler, TrajectoryWeightedSampler, UniformSampler, make_sampler
+from policyopt.buffers.replay import ReplayBuffer
+from policyopt.buffers.rollout import STORED_PREFIX, RolloutBuffer, gae, stored_of
+from policyopt.buffers.samplers import SAMPLERS, IndexSampler, TrajectoryWeightedSampler, UniformSampler, make_sampler
 
 __all__ = [
     "RolloutBuffer", "ReplayBuffer", "gae", "stored_of", "STORED_PREFIX",

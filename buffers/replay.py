@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from buffers.rollout import _resolve_device
+from policyopt.buffers.rollout import _resolve_device
 
 _CONFIG_CHECKED = ("capacity", "num_envs", "obs_shape", "action_shape", "n_step")
 

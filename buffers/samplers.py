@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from buffers.dataset import OfflineDataset
+    from policyopt.buffers.dataset import OfflineDataset
 
 SAMPLERS = ("uniform", "rw", "aw", "topk")
 DEFAULT_TEMPERATURE = 0.1  # Hong et al. 2023, α for RW/AW

@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from nets.mlp import activation_class, body_out_dim
-from nets.spec import RecordsInit
+from policyopt.nets.mlp import activation_class, body_out_dim
+from policyopt.nets.spec import RecordsInit
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 

@@ -10,7 +10,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.func import functional_call
 
-from nets.mlp import mlp
+from policyopt.nets.mlp import mlp
 
 
 class ValueCritic(nn.Module):

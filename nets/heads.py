@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from nets.mlp import orthogonal_init
+from policyopt.nets.mlp import orthogonal_init
 
 
 class DiagGaussianHead(nn.Module):

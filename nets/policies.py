@@ -27,9 +27,9 @@ import torch.nn as nn
 from torch import Tensor
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
-from nets.heads import CategoricalHead, DiagGaussianHead, StateDependentNoiseHead
-from nets.mlp import body_out_dim, mlp_body
-from nets.spec import RecordsInit
+from policyopt.nets.heads import CategoricalHead, DiagGaussianHead, StateDependentNoiseHead
+from policyopt.nets.mlp import body_out_dim, mlp_body
+from policyopt.nets.spec import RecordsInit
 
 
 class StochasticPolicy(RecordsInit, nn.Module, abc.ABC):

@@ -67,7 +67,19 @@ def module_spec(module: nn.Module) -> dict[str, Any] | None:
 
 
 #: The packages whose classes a checkpoint may name without the user's say-so.
-LIBRARY_PACKAGES = ("algos", "nets", "buffers", "vecenvs")
+LIBRARY_PACKAGES = ("policyopt",)
+# Checkpoints of release 0.1 name the library's classes by their paths before the policyopt namespace.
+LEGACY_PREFIXES = {"nets": "policyopt.nets", "buffers": "policyopt.buffers", "vecenvs": "policyopt.vecenvs",
+                   "algos.fql": "policyopt.algos.offline.generative.fql"}
+
+
+def current_class_path(path: str) -> str:
+    """``path`` with a 0.1 module path (``nets.policies:GaussianPolicy``) renamed to today's (``policyopt.nets...``)."""
+    module_name, sep, qualname = path.partition(":")
+    for old, new in LEGACY_PREFIXES.items():
+        if module_name == old or module_name.startswith(old + "."):
+            return new + module_name[len(old):] + sep + qualname
+    return path
 
 _trusted: contextvars.ContextVar[tuple[type | str, ...]] = contextvars.ContextVar("trusted_classes", default=())
 
@@ -115,7 +127,7 @@ def build_module(spec: dict[str, Any]) -> nn.Module:
     if not (isinstance(spec, dict) and isinstance(spec.get("class"), str) and isinstance(spec.get("args", []), (list, tuple))
             and isinstance(spec.get("kwargs", {}), dict)):
         raise ValueError(f"a module spec is {{'class': 'pkg.mod:Name', 'args': [...], 'kwargs': {{...}}}}, got {spec!r}")
-    path = spec["class"]
+    path = current_class_path(spec["class"])
     module_name, _, qualname = path.partition(":")
     parts = qualname.split(".")
     if not module_name or not qualname or any(not p.isidentifier() or p.startswith("_") for p in parts):

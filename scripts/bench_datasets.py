@@ -5,7 +5,7 @@
    of drawing weighted indices (``np.random.choice(N, p=w)``), here per batch;
 2. loading a 1M-transition D4RL hdf5 file: ``OfflineDataset.load`` against reading its arrays
    with h5py alone (the floor) and D4RL's ``qlearning_dataset`` loop over those arrays;
-3. generating data: transitions per second of ``algos.d4rl_recipe.collect`` on the batched
+3. generating data: transitions per second of ``policyopt.algos.run.d4rl_recipe.collect`` on the batched
    native env against gymnasium's sync vector env, the same PPO policy acting in both.
 
     python scripts/bench_datasets.py            # 1M transitions, Hopper-v5, 64 envs
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,10 +26,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from buffers.dataset import OfflineDataset  # noqa: E402
-from buffers.samplers import make_sampler  # noqa: E402
+from policyopt.buffers.dataset import OfflineDataset  # noqa: E402
+from policyopt.buffers.samplers import make_sampler  # noqa: E402
 
 
 def synthetic(n: int, episode_len: int, obs_dim: int = 17, act_dim: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
@@ -88,8 +86,11 @@ def bench_load(arrays: dict[str, np.ndarray], repeats: int, compression: str | N
             for i in range(len(a["rewards"]) - 1):
                 if a["timeouts"][i]:
                     continue
-                obs_.append(a["observations"][i]); next_.append(a["observations"][i + 1])
-                act_.append(a["actions"][i]); rew_.append(a["rewards"][i]); done_.append(bool(a["terminals"][i]))
+                obs_.append(a["observations"][i])
+                next_.append(a["observations"][i + 1])
+                act_.append(a["actions"][i])
+                rew_.append(a["rewards"][i])
+                done_.append(bool(a["terminals"][i]))
             np.array(obs_), np.array(next_), np.array(act_), np.array(rew_), np.array(done_)
 
         return [("OfflineDataset.load (ours)", best_of(lambda: OfflineDataset.load(path), repeats, 1)),
@@ -101,9 +102,9 @@ def bench_load(arrays: dict[str, np.ndarray], repeats: int, compression: str | N
 def bench_generation(env_id: str, num_envs: int, transitions: int) -> list[tuple[str, float]]:
     import gymnasium as gym
 
-    import vecenvs
-    from algos import PPO, PPOConfig
-    from algos.d4rl_recipe import collect
+    from policyopt import vecenvs
+    from policyopt.algos import PPO, PPOConfig
+    from policyopt.algos.run.d4rl_recipe import collect
 
     env = vecenvs.make(env_id, num_envs=num_envs, seed=0)
     agent = PPO(env, PPOConfig.preset("mujoco"))  # an untrained policy costs what a trained one does

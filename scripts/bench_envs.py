@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import vecenvs
+from policyopt import vecenvs
 
 ENV_IDS = ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0"]
 

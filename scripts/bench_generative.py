@@ -51,19 +51,18 @@ from typing import Any, Callable
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from algos import EDP, FQL, DiffusionBC, DiffusionQL  # noqa: E402
+from policyopt.algos import EDP, FQL, DiffusionBC, DiffusionQL  # noqa: E402
 from bench_learner import print_table  # noqa: E402
-from algos.diffusion_bc import DiffusionBCConfig  # noqa: E402
-from algos.diffusion_ql import DiffusionQLConfig  # noqa: E402
-from algos.edp import EDPConfig  # noqa: E402
-from algos.fql import FQLConfig, OneStepActor  # noqa: E402
+from policyopt.algos.offline.generative.diffusion_bc import DiffusionBCConfig  # noqa: E402
+from policyopt.algos.offline.generative.diffusion_ql import DiffusionQLConfig  # noqa: E402
+from policyopt.algos.offline.generative.edp import EDPConfig  # noqa: E402
+from policyopt.algos.offline.generative.fql import FQLConfig, OneStepActor  # noqa: E402
 from bench_datasets import synthetic  # noqa: E402
-from buffers import OfflineDataset  # noqa: E402
-from nets.actors import GaussianActor  # noqa: E402
-from nets.generative import ConsistencyPolicy, DiffusionPolicy, FlowPolicy  # noqa: E402
+from policyopt.buffers import OfflineDataset  # noqa: E402
+from policyopt.nets.actors import GaussianActor  # noqa: E402
+from policyopt.nets.generative import ConsistencyPolicy, DiffusionPolicy, FlowPolicy  # noqa: E402
 
 OBS_DIM, ACT_DIM = 17, 6  # HalfCheetah
 HIDDEN = (256, 256, 256)

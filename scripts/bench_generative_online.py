@@ -86,23 +86,22 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import vecenvs  # noqa: E402
-from algos import (BC, DPPO, DSRL, FPO, PPO, Algorithm, BCConfig, DiffusionBC, DiffusionBCConfig, DPPOConfig,  # noqa: E402
+from policyopt import vecenvs  # noqa: E402
+from policyopt.algos import (BC, DPPO, DSRL, FPO, PPO, Algorithm, BCConfig, DiffusionBC, DiffusionBCConfig, DPPOConfig,  # noqa: E402
                    DSRLConfig, FPOConfig, PPOConfig)
-from algos.checkpoint import load_checkpoint, space_from_description  # noqa: E402
-from algos.dsrl import BasePolicy  # noqa: E402
-from algos.evaluation import evaluate  # noqa: E402
-from algos.offline import DatasetSpaces  # noqa: E402
-from algos.onpolicy import OnPolicyAlgorithm  # noqa: E402
+from policyopt.algos.core.checkpoint import load_checkpoint, space_from_description  # noqa: E402
+from policyopt.algos.offpolicy.dsrl import BasePolicy  # noqa: E402
+from policyopt.algos.core.evaluation import evaluate  # noqa: E402
+from policyopt.algos.offline.base import DatasetSpaces  # noqa: E402
+from policyopt.algos.onpolicy.base import OnPolicyAlgorithm  # noqa: E402
 from bench_generative import load, progress, short_error  # noqa: E402
 from bench_learner import print_table  # noqa: E402
-from buffers import OfflineDataset  # noqa: E402
-from buffers.dataset import load_dataset  # noqa: E402
-from nets import DeterministicActor, DistributionPolicy  # noqa: E402
-from nets.spec import build_module  # noqa: E402
+from policyopt.buffers import OfflineDataset  # noqa: E402
+from policyopt.buffers.dataset import load_dataset  # noqa: E402
+from policyopt.nets import DeterministicActor, DistributionPolicy  # noqa: E402
+from policyopt.nets.spec import build_module  # noqa: E402
 
 SCRATCH_ENVS = ("Pendulum-v1", "HalfCheetah-v5", "Hopper-v5")
 FINETUNE_ENV = "Hopper-v5"

@@ -49,8 +49,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-import vecenvs
-from algos import PPO, SAC, TD3, PPOConfig, SACConfig, TD3Config
+from policyopt import vecenvs
+from policyopt.algos import PPO, SAC, TD3, PPOConfig, SACConfig, TD3Config
 
 ENV_ID = "HalfCheetah-v5"
 #: CleanRL's ppo_continuous_action.py on this machine, as the issue quotes it (steps/s)

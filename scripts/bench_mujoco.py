@@ -61,7 +61,7 @@ def bench_vec(
     env_id: str, n: int, steps: int, warmup: int, backend: str, device: str, threads: int | None, compile: bool = False
 ) -> tuple[float, float]:
     """(env-steps/s, share of the wall time spent in MuJoCo's stepping; nan off the cpu backend)."""
-    import vecenvs.mujoco as vm
+    import policyopt.vecenvs.mujoco as vm
 
     opts = {"num_threads": threads} if backend == "cpu" and threads else {}
     env = vm.make_mujoco(env_id, n, device=device, seed=0, backend=backend, backend_options=opts, compile=compile)

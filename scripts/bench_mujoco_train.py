@@ -15,8 +15,8 @@ import time
 
 import torch
 
-import vecenvs
-from algos import PPO, PPOConfig
+from policyopt import vecenvs
+from policyopt.algos import PPO, PPOConfig
 
 
 def run(env_id: str, backend: str, seed: int, steps: int, num_envs: int, num_steps: int) -> dict[str, float]:

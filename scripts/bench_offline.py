@@ -26,12 +26,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import algos  # noqa: E402
+from policyopt import algos  # noqa: E402
 from bench_datasets import synthetic  # noqa: E402
-from buffers import OfflineDataset  # noqa: E402
+from policyopt.buffers import OfflineDataset  # noqa: E402
 
 # d3rlpy's side: the same hdf5 file, 256x256 networks (CQL and ReBRAC: our 3x256 defaults), the same batch
 D3RLPY_SCRIPT = r"""

@@ -1,6 +1,6 @@
 """Time-to-target benchmark of PPO, TRPO and SPO on the native classic-control envs (CPU).
 
-For every algorithm and env it trains with the env's preset (``algos/presets.py``) and
+For every algorithm and env it trains with the env's preset (``algos/core/presets.py``) and
 evaluates the deterministic policy on a separate 10-copy eval env every ``--eval-every``
 env steps. The training clock excludes evaluation (reported separately); a run stops at
 the first evaluation that reaches the target or at the step budget.
@@ -23,9 +23,9 @@ from typing import Any, Callable
 
 import torch
 
-import vecenvs
-from algos import ALGORITHMS
-from algos.presets import RECOMMENDED_NUM_ENVS
+from policyopt import vecenvs
+from policyopt.algos import ALGORITHMS
+from policyopt.algos.core.presets import RECOMMENDED_NUM_ENVS
 
 # env id -> (target return, preset name, step budget)
 ENVS: dict[str, tuple[float, str, int]] = {
@@ -129,7 +129,7 @@ def run_sb3(seed: int, budget: int, eval_every: int) -> RunResult:
         action, _ = model.predict(venv.normalize_obs(obs.numpy()), deterministic=True)
         return torch.as_tensor(np.asarray(action), dtype=torch.float32)
 
-    from algos.evaluation import evaluate
+    from policyopt.algos.core.evaluation import evaluate
 
     clock = EvalClock(lambda: evaluate(act, eval_env, seed=seed + 10_000)["return_mean"], target, eval_every)
 
@@ -166,7 +166,9 @@ def print_table(rows: list[list[str]]) -> None:
     header = ["algo", "env", "preset", "num_envs", "reached", "steps to target (med)", "train s (med)",
               "train s each (*=missed)", "eval s", "final return (med)"]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+
     print(line(header))
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:

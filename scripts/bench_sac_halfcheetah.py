@@ -25,8 +25,8 @@ from pathlib import Path
 def run_ours(steps: int, eval_every: int, learning_starts: int, seed: int) -> list[dict]:
     import torch
 
-    import vecenvs
-    from algos import SAC, SACConfig
+    from policyopt import vecenvs
+    from policyopt.algos import SAC, SACConfig
 
     torch.set_num_threads(1)
     agent = SAC(vecenvs.make("HalfCheetah-v5", num_envs=1, seed=seed, compile=True), SACConfig(learning_starts=learning_starts, seed=seed))

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-import vecenvs
+from policyopt import vecenvs
 
 
 def make_source(name: str, env_id: str, num_envs: int, seed: int):

@@ -1,6 +1,6 @@
 """Per-step cost of the on-policy learner's wrapper stack, against the bare env and the old stack.
 
-The stack is the one ``algos/onpolicy.py`` builds (innermost first): RecordEpisodeStatistics ->
+The stack is the one ``algos/onpolicy/base.py`` builds (innermost first): RecordEpisodeStatistics ->
 NormalizeObservation -> NormalizeReward -> ClipAction (Box actions only). The reference ("old")
 is ``vecenvs/wrappers.py`` as committed at ``--ref`` (default HEAD), loaded side by side into a
 temporary module, so both stacks run in the same process on the same machine. Before timing,
@@ -22,7 +22,6 @@ import importlib.util
 import platform
 import pstats
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -33,10 +32,9 @@ import torch
 from gymnasium.vector.utils import batch_space
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import vecenvs  # noqa: E402
-from vecenvs import wrappers as new_wrappers  # noqa: E402
+from policyopt import vecenvs  # noqa: E402
+from policyopt.vecenvs import wrappers as new_wrappers  # noqa: E402
 
 
 def load_reference(ref: str) -> ModuleType:

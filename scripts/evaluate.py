@@ -24,10 +24,10 @@ from typing import Any, Sequence
 
 import tyro
 
-import vecenvs
-from algos import ALGORITHMS
-from algos.checkpoint import load_checkpoint
-from nets import UntrustedClassError
+from policyopt import vecenvs
+from policyopt.algos import ALGORITHMS
+from policyopt.algos.core.checkpoint import load_checkpoint
+from policyopt.nets import UntrustedClassError
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -126,8 +126,8 @@ def env_id_from_config(checkpoint: Path) -> str:
 def capture_video_check(env_id: str, args: Args) -> dict[str, Any]:
     """Exit now, before the checkpoint is loaded, when ``env_id`` cannot be rendered or encoded here;
     the extra ``vecenvs.make`` kwargs the rendered env needs."""
-    from algos.video import check_capture
-    from vecenvs.render import RenderingUnavailable
+    from policyopt.algos.run.video import check_capture
+    from policyopt.vecenvs.render import RenderingUnavailable
 
     try:
         return check_capture(env_id, device=args.device, backend=args.backend)
@@ -169,7 +169,7 @@ def main(args: Args) -> dict[str, Any]:
         source = "--env-id" if args.env_id else f"the env_id of {checkpoint.parent / 'config.json'}"
         raise SystemExit(f"{checkpoint} cannot be evaluated on {env_id} ({source}): {e}") from None
     if args.capture_video:
-        from algos.video import RecordEvalVideo
+        from policyopt.algos.run.video import RecordEvalVideo
 
         env = RecordEvalVideo(env, args.video_dir or checkpoint.parent / "videos", name=lambda _: f"eval_seed{args.seed}")
     result = {"env_id": env_id, "algo": algo, "episodes": args.episodes, "seed": args.seed, **protocol,

@@ -21,8 +21,8 @@ from typing import Callable
 
 import torch
 
-import vecenvs
-from algos import PPO, SAC, PPOConfig, SACConfig
+from policyopt import vecenvs
+from policyopt.algos import PPO, SAC, PPOConfig, SACConfig
 
 
 def sync(device: torch.device) -> None:

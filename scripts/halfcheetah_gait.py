@@ -26,8 +26,8 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import evaluate as evaluate_script  # noqa: E402  (checkpoint_path, load_agent: how evaluate.py loads a run)
-import vecenvs  # noqa: E402
-from algos.evaluation import evaluate  # noqa: E402
+from policyopt import vecenvs  # noqa: E402
+from policyopt.algos.core.evaluation import evaluate  # noqa: E402
 
 PITCH = 1  # HalfCheetah's observation is qpos[1:] then qvel: [rootz, rooty (pitch), joints..., velocities]
 

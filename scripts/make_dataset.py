@@ -11,8 +11,8 @@ One build per --out-dir at a time: a second exits with an error naming the first
 import torch
 import tyro
 
-from algos.d4rl_recipe import DatasetRecipe, make_datasets
-from algos.rundir import DirectoryLockedError
+from policyopt.algos.run.d4rl_recipe import DatasetRecipe, make_datasets
+from policyopt.algos.run.rundir import DirectoryLockedError
 
 
 def main(argv: list[str] | None = None) -> dict:

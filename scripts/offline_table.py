@@ -56,13 +56,13 @@ EXTRA = {"fql": ["--algo.actor-hidden", "256", "256", "256", "--algo.critic-hidd
 # Ding & Jin's EMA copy, which stays at its random start for 1,000 updates and then lags by ~1,000),
 # and for Consistency-AC their 100 / delta-sigma loss scaling on every dataset (they use it on
 # medium-expert) with their eta of 1 for it: without it the Q term outweighs a consistency loss of
-# ~0.001 and the critic diverges (algos/consistency.py)
+# ~0.001 and the critic diverges (algos/offline/generative/consistency.py)
 CONSISTENCY = {"consistency_bc": ["--algo.consistency-target", "online"],
                "consistency_ac": ["--algo.consistency-target", "online", "--algo.scale-consistency-loss"]}
 # updates/s measured here (bench_offline.py, bench_generative.py): the order runs start in, longest first
 RATES = {"bc": 270, "td3bc": 100, "iql": 70, "rebrac": 20, "cql": 3.6, "diffusion_bc": 45, "diffusion_ql": 15, "edp": 27,
          "consistency_bc": 45, "consistency_ac": 30, "fql": 18}
-# ReBRAC's per-dataset (actor_bc_coef, critic_bc_coef), CORL's for Gym-MuJoCo v2 (algos/rebrac.py)
+# ReBRAC's per-dataset (actor_bc_coef, critic_bc_coef), CORL's for Gym-MuJoCo v2 (algos/offline/rebrac.py)
 REBRAC_COEFS = {"hopper-medium": (0.01, 0.01), "hopper-medium-replay": (0.05, 0.5), "hopper-medium-expert": (0.1, 0.01),
                 "walker2d-medium": (0.05, 0.1), "walker2d-medium-replay": (0.05, 0.01), "walker2d-medium-expert": (0.01, 0.01)}
 # CORL's final scores on D4RL's v2 files, 1M updates, mean over 4 seeds (corl-team/CORL README)
@@ -185,8 +185,7 @@ def references(path: Path, data: Any = None) -> list[float]:
     """The file's (random, expert) reference returns, to 0.1: what tells two builds of a dataset apart
     (``data``: the file already loaded, so it is not read twice)."""
     if data is None:
-        sys.path.insert(0, str(ROOT))
-        from buffers import OfflineDataset
+        from policyopt.buffers import OfflineDataset
 
         data = OfflineDataset.load(ROOT / path)
     return [round(float(v), 1) for v in data.reference_scores()]
@@ -232,8 +231,7 @@ def run(args: Run) -> None:
 
 
 def reference(args: Reference) -> None:
-    sys.path.insert(0, str(ROOT))
-    from buffers import OfflineDataset
+    from policyopt.buffers import OfflineDataset
 
     commit, machine = results_table.provenance(short=True)
 
@@ -262,8 +260,7 @@ def reference(args: Reference) -> None:
 def resample(args: Resample) -> None:
     """One record per run of the generative table's Q-guided methods: the same final checkpoint and
     evaluation episodes, acting by a softmax(Q / temperature) draw among ``candidates`` samples."""
-    sys.path.insert(0, str(ROOT))
-    from buffers import OfflineDataset
+    from policyopt.buffers import OfflineDataset
 
     commit, machine = results_table.provenance(short=True)
     n, temperature = RESAMPLE["candidates"], RESAMPLE["temperature"]

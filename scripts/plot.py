@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
@@ -27,9 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tyro  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from algos import ALGORITHMS  # noqa: E402
-from algos.logger import CONFIG_FILE, read_metrics  # noqa: E402
+from policyopt.algos import ALGORITHMS  # noqa: E402
+from policyopt.algos.core.logger import CONFIG_FILE, read_metrics  # noqa: E402
 
 GRID_POINTS = 200
 BOOTSTRAP_SAMPLES = 2000

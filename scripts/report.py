@@ -47,8 +47,8 @@ import tyro
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import plot  # noqa: E402  (run_info and group_label: how plot.py names a run's algorithm)
 import results_table  # noqa: E402  (latest_records: which records are the same run)
-from algos.logger import CONFIG_FILE, METRICS_FILE, read_metrics  # noqa: E402
-from algos.rundir import is_aside  # noqa: E402
+from policyopt.algos.core.logger import CONFIG_FILE, METRICS_FILE, read_metrics  # noqa: E402
+from policyopt.algos.run.rundir import is_aside  # noqa: E402
 
 try:
     from rliable import library as rly

@@ -28,13 +28,13 @@ from typing import Callable
 
 import tyro
 
-from algos.rundir import is_aside
+from policyopt.algos.run.rundir import is_aside
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results" / "mujoco_1m.jsonl"
 MARKER = "<!-- results:mujoco_1m -->"
 ENVS = ("Hopper-v4", "HalfCheetah-v4", "Walker2d-v4")
-# Each algorithm's reference recipe: its preset and rollout shape (see algos/presets.py).
+# Each algorithm's reference recipe: its preset and rollout shape (see algos/core/presets.py).
 # TRPO: rl-zoo's batch of 2,048 (2 envs x 1024) collected as 8 x 256: at 2 envs, per-step torch
 # overhead made 1M steps take ~27 min on our 2-core machine, against ~12 at 8 envs.
 # A name is the script's algorithm, or <algo>-<variant> for a variant of its recipe.

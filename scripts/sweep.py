@@ -8,7 +8,7 @@
     python scripts/sweep.py --grid grid.toml --address auto                   # the same sweep on an existing Ray cluster
     python scripts/sweep.py --grid grid.toml --no-ray                         # one trial after another, in this process
 
-A trial is one run of the training scripts' own code (``algos.train.parse`` and ``train``, what
+A trial is one run of the training scripts' own code (``policyopt.algos.run.train.parse`` and ``train``, what
 ``scripts/train_<algo>.py`` calls) with the command line ``--env-id E`` (or ``--dataset D``) ``--seed N
 --total-steps T --run-dir DIR`` plus its overrides, so it writes the usual run directory (config.json,
 metrics.jsonl, TensorBoard events, checkpoint.pt every ``checkpoint_every`` steps) at
@@ -81,14 +81,13 @@ import torch
 import tyro
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from algos import ALGORITHMS  # noqa: E402
-from algos.checkpoint import load_checkpoint  # noqa: E402
-from algos.logger import CONFIG_FILE, METRICS_FILE, read_metrics  # noqa: E402
-from algos import rundir  # noqa: E402
-from algos.rundir import DirectoryLock, DirectoryLockedError  # noqa: E402
-from buffers import DatasetError, load_dataset, recorded_env_id  # noqa: E402
-from algos.train import TrainArgs  # noqa: E402
+from policyopt.algos import ALGORITHMS  # noqa: E402
+from policyopt.algos.core.checkpoint import load_checkpoint  # noqa: E402
+from policyopt.algos.core.logger import CONFIG_FILE, METRICS_FILE, read_metrics  # noqa: E402
+from policyopt.algos.run import rundir  # noqa: E402
+from policyopt.algos.run.rundir import DirectoryLock, DirectoryLockedError  # noqa: E402
+from policyopt.buffers import DatasetError, load_dataset, recorded_env_id  # noqa: E402
+from policyopt.algos.run.train import TrainArgs  # noqa: E402
 
 
 # Run settings the sweep itself sets per trial (a --set of them would be ambiguous or break the layout).
@@ -380,7 +379,7 @@ def task_name(dataset: str) -> str:
 
 def check_env(env_id: str, where: str = "--envs") -> None:
     """Make one copy of ``env_id`` (what every trial will do), so an unknown id fails now with vecenvs' message."""
-    import vecenvs
+    from policyopt import vecenvs
 
     try:
         env = vecenvs.make(env_id, num_envs=1)
@@ -411,7 +410,7 @@ def dataset_env_id(dataset: str) -> str | None:
 
 def _parse_check(cls: type, argv: list[str], where: str) -> Any:
     """Parse ``argv`` as the train script would; a bad value is an error naming ``where``."""
-    from algos.train import check_args, parse
+    from policyopt.algos.run.train import check_args, parse
 
     err = io.StringIO()
     try:
@@ -457,7 +456,7 @@ def plan(grid: Grid, root: Path, local: bool = True) -> list[Trial]:
     if grid.datasets and not offline:
         raise SweepError(f"--datasets: no dataset algorithm in the grid ({', '.join(grid.algos)} train on --envs)")
     if local:
-        from vecenvs.core import check_device
+        from policyopt.vecenvs.core import check_device
 
         for device in dict.fromkeys(str(v) for o in grid.overrides if o.key == "device" for v in o.values):
             try:
@@ -563,7 +562,7 @@ def run_files(run_dir: Path) -> list[Path]:
 
 
 def move_aside(run_dir: Path, why: str) -> tuple[Path, list[str]]:
-    """:func:`algos.rundir.move_aside` under the run dir's lock, keeping train.log (the sweep appends every attempt to it)."""
+    """:func:`policyopt.algos.run.rundir.move_aside` under the run dir's lock, keeping train.log (the sweep appends every attempt to it)."""
     with DirectoryLock(run_dir, "run"):  # released before the trial's own training run locks the dir
         return rundir.move_aside(run_dir, why, keep=(TRIAL_LOG,))
 
@@ -589,10 +588,10 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
     """One trial, in whatever process runs it (a Ray worker, or this one); never raises for a failed run.
 
     ``spec`` is plain data (Ray ships it): algo, argv, run_dir, threads, cwd, mode, name. The run's directory
-    lock is the training run's own (``algos.train.train`` takes it): a second lock on it here, in the same
+    lock is the training run's own (``policyopt.algos.run.train.train`` takes it): a second lock on it here, in the same
     process, would conflict with that one.
     """
-    from algos.train import parse, train
+    from policyopt.algos.run.train import parse, train
 
     if os.path.isdir(spec["cwd"]):  # Ray starts trials in a directory of its own; relative paths mean the sweep's
         os.chdir(spec["cwd"])

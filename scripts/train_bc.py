@@ -1,7 +1,7 @@
 """Train BC from a dataset: `python scripts/train_bc.py --help` lists every option."""
 
-from algos import BC
-from algos.train import main
+from policyopt.algos import BC
+from policyopt.algos.run.train import main
 
 if __name__ == "__main__":
     main(BC)

@@ -3,8 +3,8 @@
 Fine-tune an offline diffusion policy: `--algo.pretrained runs/diffusionbc/<dataset>/seed0/checkpoint.pt`.
 """
 
-from algos.dppo import DPPO
-from algos.train import main
+from policyopt.algos.onpolicy.dppo import DPPO
+from policyopt.algos.run.train import main
 
 if __name__ == "__main__":
     main(DPPO)

@@ -6,8 +6,8 @@
 ``--base CHECKPOINT`` is short for ``--algo.base CHECKPOINT``.
 """
 
-from algos.dsrl import DSRL
-from algos.train import main
+from policyopt.algos.offpolicy.dsrl import DSRL
+from policyopt.algos.run.train import main
 
 if __name__ == "__main__":
     main(DSRL)

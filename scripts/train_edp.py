@@ -1,7 +1,7 @@
 """Train EDP from a dataset: `python scripts/train_edp.py --help` lists every option."""
 
-from algos import EDP
-from algos.train import main
+from policyopt.algos import EDP
+from policyopt.algos.run.train import main
 
 if __name__ == "__main__":
     main(EDP)

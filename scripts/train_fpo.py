@@ -1,7 +1,7 @@
 """Train FPO (FPO++ with `--algo.fpo-plus`) from the command line: `python scripts/train_fpo.py --help` lists every option."""
 
-from algos.fpo import FPO
-from algos.train import main
+from policyopt.algos.onpolicy.fpo import FPO
+from policyopt.algos.run.train import main
 
 if __name__ == "__main__":
     main(FPO)

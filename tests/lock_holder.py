@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-ALGOS = Path(__file__).resolve().parents[1] / "algos"
+ALGOS = Path(__file__).resolve().parents[1] / "algos" / "run"  # rundir.py imports only the standard library
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ import torch._dynamo
 import torch.nn as nn
 from torch.distributions import Normal, TanhTransform, TransformedDistribution
 
-from nets import DeterministicActor, SquashedGaussianActor
+from policyopt.nets import DeterministicActor, SquashedGaussianActor
 
 OBS, ACT, B = 5, 3, 64
 

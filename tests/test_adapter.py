@@ -8,9 +8,9 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-import vecenvs
-from vecenvs.adapter import GymnasiumVecEnv
-from vecenvs.wrappers import NormalizeObservation, RecordEpisodeStatistics
+from policyopt import vecenvs
+from policyopt.vecenvs.adapter import GymnasiumVecEnv
+from policyopt.vecenvs.wrappers import NormalizeObservation, RecordEpisodeStatistics
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

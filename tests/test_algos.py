@@ -9,13 +9,13 @@ import gymnasium as gym
 import pytest
 import torch
 
-import vecenvs
-from algos import PPO, SPO, TRPO, PPOConfig, TRPOConfig, TrainingDivergedError
-from algos.spo import spo_loss
-from algos.ppo import clipped_surrogate_loss
-from algos.trpo import conjugate_gradient
-from algos.checkpoint import atomic_save
-from algos.presets import RECOMMENDED_NUM_ENVS
+from policyopt import vecenvs
+from policyopt.algos import PPO, SPO, TRPO, PPOConfig, TRPOConfig, TrainingDivergedError
+from policyopt.algos.onpolicy.spo import spo_loss
+from policyopt.algos.onpolicy.ppo import clipped_surrogate_loss
+from policyopt.algos.onpolicy.trpo import conjugate_gradient
+from policyopt.algos.core.checkpoint import atomic_save
+from policyopt.algos.core.presets import RECOMMENDED_NUM_ENVS
 from torch.distributions import kl_divergence
 
 ALGOS = {"ppo": PPO, "spo": SPO, "trpo": TRPO}
@@ -36,6 +36,7 @@ def learn_until(agent, eval_env, threshold: float, budget: int, eval_every: int)
     return best
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ppo", "spo", "trpo"])
 def test_learns_cartpole(name):
     cls = ALGOS[name]
@@ -45,6 +46,7 @@ def test_learns_cartpole(name):
     assert ret >= 475, f"{name} reached only {ret} on CartPole-v1"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ppo", "spo", "trpo"])
 def test_learns_pendulum(name):
     cls = ALGOS[name]
@@ -367,7 +369,7 @@ def test_learn_rounds_up_to_whole_rollouts_and_says_so(capsys):
 def test_trpo_kl_is_averaged_over_action_dimensions_by_default():
     from torch.distributions import Independent, Normal
 
-    from algos.trpo import mean_kl
+    from policyopt.algos.onpolicy.trpo import mean_kl
 
     old = Independent(Normal(torch.zeros(5, 3), torch.ones(5, 3)), 1)
     new = Independent(Normal(torch.full((5, 3), 0.1), torch.full((5, 3), 1.2)), 1)
@@ -407,8 +409,8 @@ def test_trpo_anneal_max_kl_shrinks_the_trust_region():
 @pytest.mark.parametrize("loss_name", ["ppo", "spo"])
 def test_policy_losses_broadcast_advantages_over_extra_ratio_dims(loss_name):
     """The DPPO seam: a log-ratio [B, K] (one per denoising step) gets each sample's advantage on all K."""
-    from algos.ppo import clipped_surrogate_loss
-    from algos.spo import spo_loss
+    from policyopt.algos.onpolicy.ppo import clipped_surrogate_loss
+    from policyopt.algos.onpolicy.spo import spo_loss
 
     loss = {"ppo": lambda lr, a: clipped_surrogate_loss(lr, a, 0.2), "spo": lambda lr, a: spo_loss(lr, a, 0.2)}[loss_name]
     torch.manual_seed(0)

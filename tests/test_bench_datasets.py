@@ -10,6 +10,7 @@ pytest.importorskip("mujoco")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_bench_datasets_quick():
     out = subprocess.run([sys.executable, "scripts/bench_datasets.py", "--quick"], cwd=ROOT, capture_output=True, text=True,
                          timeout=600)

@@ -29,6 +29,7 @@ def rows_of(out: str, prefix: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith(prefix)]
 
 
+@pytest.mark.slow
 @pytest.mark.compile  # --quick compiles two cells for real (conftest.py disables dynamo elsewhere)
 def test_bench_generative_quick(capsys):
     bench_generative.main(["--quick"])

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-import vecenvs
-from algos import BC, PPO, BCConfig, PPOConfig
-from buffers import OfflineDataset
+from policyopt import vecenvs
+from policyopt.algos import BC, PPO, BCConfig, PPOConfig
+from policyopt.buffers import OfflineDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -68,6 +68,7 @@ def check_curve_table(out: str, title: str, methods: tuple[str, ...], extra: int
         assert all(c != "-" for c in r), r  # every cell measured, even at tiny sizes
 
 
+@pytest.mark.slow
 def test_quick_prints_every_table(tmp_path, capsys):
     data = hopper_dataset(tmp_path / "hopper-tiny.npz")
     results = bench.main(["--quick", "--dataset", str(data), "--checkpoint-dir", str(tmp_path / "bases"),

@@ -9,6 +9,7 @@ pytest.importorskip("stable_baselines3")
 pytest.importorskip("mujoco")
 
 
+@pytest.mark.slow
 def test_bench_learner_quick(monkeypatch, capsys):
     # the off-policy and time sections (~30 s); the PPO one's compilation would double it
     monkeypatch.setattr(sys, "argv", ["scripts/bench_learner.py", "--quick", "--only", "offpolicy", "time"])

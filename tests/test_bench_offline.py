@@ -4,9 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_bench_offline_quick():
     out = subprocess.run([sys.executable, "scripts/bench_offline.py", "--quick", "--algos", "bc", "iql"], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)

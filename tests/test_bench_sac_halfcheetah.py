@@ -11,6 +11,7 @@ pytest.importorskip("mujoco")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_bench_sac_halfcheetah_smoke(tmp_path):
     out = subprocess.run([sys.executable, "scripts/bench_sac_halfcheetah.py", "--steps", "600", "--eval-every", "300",
                           "--learning-starts", "200", "--out", str(tmp_path / "t.md")],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from buffers import RolloutBuffer, gae, stored_of
+from policyopt.buffers import RolloutBuffer, gae, stored_of
 
 GAMMA, LAM = 0.9, 0.8
 GL = GAMMA * LAM
@@ -194,7 +194,9 @@ def test_minibatches_cover_each_sample_once_and_keep_device(device):
 
 def test_minibatch_shuffling_is_reproducible_with_a_seeded_generator():
     buf = _id_buffer()
-    order = lambda seed: torch.cat([b["obs"][:, 0] for b in buf.minibatches(3, torch.Generator().manual_seed(seed))])
+    def order(seed: int) -> torch.Tensor:
+        return torch.cat([b["obs"][:, 0] for b in buf.minibatches(3, torch.Generator().manual_seed(seed))])
+
     assert torch.equal(order(0), order(0))
     assert not torch.equal(order(0), order(1))
     assert not torch.equal(order(0), torch.arange(buf.num_samples).float())

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-import vecenvs
-from algos import ALGORITHMS, PPO, PPOConfig
-from algos.checkpoint import atomic_save, load_checkpoint
-from buffers import OfflineDataset
-from nets import UntrustedClassError, build_module, trusted_classes
+from policyopt import vecenvs
+from policyopt.algos import ALGORITHMS, PPO, PPOConfig
+from policyopt.algos.core.checkpoint import atomic_save, load_checkpoint
+from policyopt.buffers import OfflineDataset
+from policyopt.nets import UntrustedClassError, build_module, trusted_classes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,10 +90,10 @@ def test_a_module_outside_the_library_is_not_even_imported(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("spec", [
-    {"class": "algos.logger:RunLogger", "args": ["MARKER"], "kwargs": {}},  # a library class, but no nn.Module: it makes a directory
-    {"class": "nets.spec:importlib.import_module", "args": ["antigravity"], "kwargs": {}},  # a function reached through a module
-    {"class": "nets.spec:_trusted.set", "args": [["os"]], "kwargs": {}},  # a private name
-    {"class": "nets.spec:RecordsInit", "args": [], "kwargs": {}},  # records, but is no module
+    {"class": "policyopt.algos.core.logger:RunLogger", "args": ["MARKER"], "kwargs": {}},  # a library class, but no nn.Module: it makes a directory
+    {"class": "policyopt.nets.spec:importlib.import_module", "args": ["antigravity"], "kwargs": {}},  # a function reached through a module
+    {"class": "policyopt.nets.spec:_trusted.set", "args": [["os"]], "kwargs": {}},  # a private name
+    {"class": "policyopt.nets.spec:RecordsInit", "args": [], "kwargs": {}},  # records, but is no module
 ])
 def test_a_library_name_that_is_not_a_recording_module_class_is_refused(tmp_path, spec):
     spec = json.loads(json.dumps(spec).replace("MARKER", str(tmp_path / "made")))
@@ -109,7 +109,7 @@ def test_a_malformed_spec_is_a_named_error():
 
 # --- a user's own policy: rebuilt only when allowed ----------------------------------------------------
 def my_policy_class():
-    from nets import GaussianPolicy
+    from policyopt.nets import GaussianPolicy
 
     class UserGaussian(GaussianPolicy):
         """Stands for a class in the user's own package."""
@@ -163,7 +163,7 @@ def pendulum_dataset() -> OfflineDataset:
 
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
-    from algos import DiffusionBC, DiffusionBCConfig
+    from policyopt.algos import DiffusionBC, DiffusionBCConfig
 
     root = tmp_path_factory.mktemp("bases")
     data = pendulum_dataset()
@@ -216,3 +216,20 @@ def test_every_algorithms_checkpoint_is_plain_data_and_round_trips_bit_for_bit(n
     cls = ALGORITHMS[name]
     loaded = cls.load(path, dataset=source) if cls.trains_on_dataset else cls.load(path, env=source)
     assert_same_state(loaded.state_dict(), agent.state_dict(), name)
+
+
+def test_a_checkpoint_of_release_0_1_with_its_old_class_paths_still_loads(tmp_path):
+    """0.1 recorded the library's classes by their paths before the policyopt namespace (``nets.policies:...``,
+    ``algos.fql:OneStepActor``); they are renamed on load, and still checked against the allow-list."""
+    path = honest_ppo(tmp_path)
+    state = torch.load(path, weights_only=True)
+    assert state["policy_spec"]["class"] == "policyopt.nets.policies:GaussianPolicy"
+    state["policy_spec"]["class"] = state["policy_class"] = "nets.policies:GaussianPolicy"
+    old = atomic_save(state, tmp_path / "v0_1.pt")
+    obs = torch.randn(4, 3)
+    torch.testing.assert_close(PPO.load(old).act(obs, deterministic=True), PPO.load(path).act(obs, deterministic=True),
+                               rtol=0, atol=0)
+    from policyopt.nets.spec import current_class_path
+
+    assert current_class_path("algos.fql:OneStepActor") == "policyopt.algos.offline.generative.fql:OneStepActor"
+    assert current_class_path("os:system") == "os:system"  # anything else is left to the allow-list

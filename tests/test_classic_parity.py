@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-import vecenvs
-from vecenvs import classic
-from vecenvs.classic import _wrap_pi
+from policyopt import vecenvs
+from policyopt.vecenvs import classic
+from policyopt.vecenvs.classic import _wrap_pi
 
 ENV_IDS = ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0"]
 PI = math.pi

@@ -9,10 +9,9 @@ whose conjugate-gradient solve amplifies the critic's rounding differences (meas
 from __future__ import annotations
 
 import pytest
-import torch
 
-import vecenvs
-from algos import PPO, SAC, TD3, TRPO, PPOConfig, SACConfig, TD3Config, TRPOConfig
+from policyopt import vecenvs
+from policyopt.algos import PPO, SAC, TD3, TRPO, PPOConfig, SACConfig, TD3Config, TRPOConfig
 
 pytestmark = pytest.mark.compile
 

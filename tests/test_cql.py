@@ -1,4 +1,4 @@
-"""CQL (algos/cql.py): the conservative penalty, the Lagrange multiplier and the target against hand
+"""CQL (algos/offline/cql.py): the conservative penalty, the Lagrange multiplier and the target against hand
 computations, one update's metrics, gradients and target step, exact resume, Q pushed down on
 out-of-distribution actions, and the config's errors and sampler defaults."""
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from algos.cql import CQL, CQLConfig, cql_penalty, lagrange_penalty, soft_bellman_target
-from algos.sac import critic_target
-from buffers import OfflineDataset
+from policyopt.algos.offline.cql import CQL, CQLConfig, cql_penalty, lagrange_penalty, soft_bellman_target
+from policyopt.algos.offpolicy.sac import critic_target
+from policyopt.buffers import OfflineDataset
 
 SMALL = dict(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=32)
 
@@ -141,6 +141,7 @@ def test_exact_resume_including_alpha_alpha_prime_and_the_sampler(tmp_path):
 
 
 # --- learning direction ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_q_of_unseen_actions_is_pushed_below_the_datas():
     data = near_zero_actions()
     obs, seen = data.observations[:500], data.actions[:500]

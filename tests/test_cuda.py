@@ -8,8 +8,8 @@ import importlib.util
 import pytest
 import torch
 
-import vecenvs
-from algos import PPO, SAC, TD3, PPOConfig, SACConfig, TD3Config
+from policyopt import vecenvs
+from policyopt.algos import PPO, SAC, TD3, PPOConfig, SACConfig, TD3Config
 
 pytestmark = [pytest.mark.cuda, pytest.mark.compile, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from buffers.dataset import DatasetError, OfflineDataset
+from policyopt.buffers.dataset import DatasetError, OfflineDataset
 from test_datasets import make_arrays, write_d4rl
 
 ENDS = ("terminal", "timeout", "terminal", "timeout")
@@ -171,7 +171,7 @@ def test_minari_rewards_that_overflow_float32_are_refused(tmp_path, case):
 
 
 def test_an_env_id_read_from_a_file_may_not_name_a_module():
-    from buffers import recorded_env_id
+    from policyopt.buffers import recorded_env_id
 
     assert recorded_env_id("Hopper-v5", "f.hdf5") == "Hopper-v5" and recorded_env_id(None, "f.hdf5") is None
     for bad in ("os:Env-v0", "evil.module:Thing-v1", 3, " "):

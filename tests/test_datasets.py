@@ -14,7 +14,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from buffers.dataset import (D4RL_REF_SCORES, DatasetError, EpisodeRecorder, OfflineDataset, concatenate, mix_datasets,
+from policyopt.buffers.dataset import (D4RL_REF_SCORES, DatasetError, EpisodeRecorder, OfflineDataset, concatenate, mix_datasets,
                              select_episodes)
 
 

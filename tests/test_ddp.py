@@ -1,4 +1,4 @@
-"""Data-parallel PPO/SPO (algos/distributed.py): two gloo processes on the CPU train as one process on
+"""Data-parallel PPO/SPO (algos/core/distributed.py): two gloo processes on the CPU train as one process on
 the global batch would and hold the same normaliser statistics; a run writes its files from rank 0
 only, and resumed under torchrun it matches an uninterrupted one bit for bit.
 
@@ -24,12 +24,13 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-import vecenvs
-from algos import PPO, SPO, TRPO, distributed
-from algos.ppo import PPOConfig
-from algos.spo import SPOConfig
-from algos.train import main, parse, train
-from vecenvs.wrappers import NormalizeReward, RunningMeanStd
+from policyopt import vecenvs
+from policyopt.algos import PPO, SPO, TRPO
+from policyopt.algos.core import distributed
+from policyopt.algos.onpolicy.ppo import PPOConfig
+from policyopt.algos.onpolicy.spo import SPOConfig
+from policyopt.algos.run.train import main, parse, train
+from policyopt.vecenvs.wrappers import NormalizeReward, RunningMeanStd
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD, T, N = 2, 8, 4  # 2 ranks of L = 2 envs: rollouts of T * N = 32, minibatches of 16 = 2 x 8
@@ -181,6 +182,7 @@ def _reference(name: str) -> dict:
     return {"initial": initial, "final": _params(agent), "metrics": {k: float(v) for k, v in metrics.items()}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_update_equals_one_process_on_the_global_minibatches(ranks, name):
     ref = _reference(name)
@@ -233,6 +235,7 @@ def _torchrun(*args: str) -> str:
     return out
 
 
+@pytest.mark.slow
 def test_torchrun_resumes_exactly_and_only_rank0_writes(spawned):
     cut, whole = spawned / "cut", spawned / "whole"  # written by the spawned ranks (train(), as under torchrun)
     config = json.loads((whole / "config.json").read_text())

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-import vecenvs
-from algos import PPO, DiffusionBC, DiffusionBCConfig, PPOConfig
-from algos.dppo import DPPO, DPPOConfig, clip_schedule, denoising_discounts, dppo_policy_loss
-from algos.fpo import FPO, FPOConfig, fpo_plus_loss
-from algos.ppo import clipped_surrogate_loss
-from algos.spo import spo_loss
-from algos.train import main
-from buffers import OfflineDataset
-from nets.generative import DiffusionPPOPolicy, FlowPPOPolicy
+from policyopt import vecenvs
+from policyopt.algos import PPO, DiffusionBC, DiffusionBCConfig, PPOConfig
+from policyopt.algos.onpolicy.dppo import DPPO, DPPOConfig, clip_schedule, denoising_discounts, dppo_policy_loss
+from policyopt.algos.onpolicy.fpo import FPO, FPOConfig, fpo_plus_loss
+from policyopt.algos.onpolicy.ppo import clipped_surrogate_loss
+from policyopt.algos.onpolicy.spo import spo_loss
+from policyopt.algos.run.train import main
+from policyopt.buffers import OfflineDataset
+from policyopt.nets.generative import DiffusionPPOPolicy, FlowPPOPolicy
 from test_evaluate_cli import load_evaluate_module
 
 OBS, ACT = 3, 2
@@ -237,7 +237,7 @@ def test_dppo_pretrained_errors(tmp_path):
     with pytest.raises(ValueError, match="pretrained needs normalize_obs=True"):
         DPPOConfig(pretrained=str(tmp_path / "bc.pt"), normalize_obs=False)
     PPO(env, PPOConfig(**SMALL)).save(tmp_path / "ppo.pt")
-    with pytest.raises(ValueError, match="DPPO's pretrained .*PPO checkpoint.*expected a nets.generative.diffusion.DiffusionPolicy"):
+    with pytest.raises(ValueError, match="DPPO's pretrained .*PPO checkpoint.*expected a policyopt.nets.generative.diffusion.DiffusionPolicy"):
         DPPO(env, DPPOConfig(**SMALL, pretrained=str(tmp_path / "ppo.pt")))
     with pytest.raises(FileNotFoundError):
         DPPO(env, DPPOConfig(**SMALL, pretrained=str(tmp_path / "missing.pt")))
@@ -314,6 +314,7 @@ def _learn_until_gain(agent, gain: float, budget: int) -> tuple[float, float]:
     return before, last
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fpo_plus", [False, True])
 def test_fpo_improves_pendulum(fpo_plus):
     agent = FPO(vecenvs.make("Pendulum-v1", num_envs=8, seed=0), FPOConfig(**PENDULUM, fpo_plus=fpo_plus))
@@ -321,6 +322,7 @@ def test_fpo_improves_pendulum(fpo_plus):
     assert after > before + 400, f"FPO (fpo_plus={fpo_plus}): deterministic eval return {before:.0f} -> {after:.0f} on Pendulum-v1"
 
 
+@pytest.mark.slow
 def test_dppo_improves_pendulum():
     # DPPO's from-scratch setting (K = K'; here 5 steps, one clip range 0.2 at every step)
     cfg = DPPOConfig(**PENDULUM, num_timesteps=5, clip_coef=0.2, clip_coef_base=0.2)

@@ -1,4 +1,4 @@
-"""DSRL (algos/dsrl.py): SAC in the noise space of a frozen diffusion or flow base beats the base on
+"""DSRL (algos/offpolicy/dsrl.py): SAC in the noise space of a frozen diffusion or flow base beats the base on
 Pendulum, every env action is the base's map of the stored noise, checkpoints carry the base (reload
 without its file, exact resume), the errors for a wrong base, and Diffusion-BC's flow family, CLIs
 included (pretrain a flow base, train DSRL on it, resume, scripts/evaluate.py on the run)."""
@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-import algos
-import vecenvs
-from algos import BC, SAC, BCConfig, DiffusionBC, DiffusionBCConfig, DiffusionQLConfig, SACConfig
-from algos.dsrl import DSRL, DSRLConfig
-from algos.train import main
-from buffers import OfflineDataset
-from nets.generative import DiffusionPolicy, FlowPolicy
+from policyopt import algos
+from policyopt import vecenvs
+from policyopt.algos import BC, SAC, BCConfig, DiffusionBC, DiffusionBCConfig, DiffusionQLConfig, SACConfig
+from policyopt.algos.offpolicy.dsrl import DSRL, DSRLConfig
+from policyopt.algos.run.train import main
+from policyopt.buffers import OfflineDataset
+from policyopt.nets.generative import DiffusionPolicy, FlowPolicy
 from test_evaluate_cli import load_evaluate_module
 from test_offline import undocumented_fields
-from vecenvs.core import TorchVecEnvWrapper
+from policyopt.vecenvs.core import TorchVecEnvWrapper
 
 TINY_BC = dict(actor_hidden=(64, 64))
 # SAC at the pendulum preset's learning rates, small networks and an early start
@@ -72,6 +72,7 @@ def bases(data, tmp_path_factory):
 
 # Measured (one core): the diffusion base returns -1499 (zero noise) and -1443 (sampled) on these 10
 # episodes; DSRL after 3,000 env steps -844 in about 17 s (with seeds 1-3 for torch and the env: -937, -919, -912).
+@pytest.mark.slow
 def test_dsrl_improves_on_its_frozen_base(bases):
     base = DiffusionBC.load(bases["diffusion"])
     eval_env = pendulum(10, seed=99)

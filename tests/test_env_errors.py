@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import vecenvs
-from vecenvs import classic
-from vecenvs.adapter import GymnasiumVecEnv
+from policyopt import vecenvs
+from policyopt.vecenvs import classic
+from policyopt.vecenvs.adapter import GymnasiumVecEnv
 
 NAN, INF = float("nan"), float("inf")
 
@@ -137,7 +137,7 @@ def test_bad_num_envs(num_envs) -> None:
         lambda: GymnasiumVecEnv("CartPole-v1", num_envs),
     ]
     if _has_mujoco():
-        import vecenvs.mujoco as vm
+        import policyopt.vecenvs.mujoco as vm
 
         makers += [lambda: vecenvs.make("Hopper-v5", num_envs), lambda: vm.make_mujoco("Hopper-v5", num_envs)]
     for make in makers:
@@ -155,7 +155,7 @@ def test_cuda_without_cuda_is_a_clear_error() -> None:
         lambda: GymnasiumVecEnv("CartPole-v1", 2, device="cuda:1"),
     ]
     if _has_mujoco():
-        import vecenvs.mujoco as vm
+        import policyopt.vecenvs.mujoco as vm
 
         makers += [lambda: vecenvs.make("Hopper-v5", 2, device="cuda"), lambda: vm.make_mujoco("Hopper-v5", 2, device="cuda")]
     for make in makers:

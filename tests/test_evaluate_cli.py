@@ -11,8 +11,8 @@ from unittest import mock
 
 import pytest
 
-import vecenvs
-from algos import PPO, PPOConfig
+from policyopt import vecenvs
+from policyopt.algos import PPO, PPOConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "evaluate.py"

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-import vecenvs
-from algos import PPO, DiffusionBC, DiffusionBCConfig, PPOConfig
-from algos.checkpoint import load_checkpoint
-from algos.fpo import FPO, FPOConfig
-from algos.train import main
-from buffers import OfflineDataset
-from nets.generative import FlowPolicy
+from policyopt import vecenvs
+from policyopt.algos import PPO, DiffusionBC, DiffusionBCConfig, PPOConfig
+from policyopt.algos.core.checkpoint import load_checkpoint
+from policyopt.algos.onpolicy.fpo import FPO, FPOConfig
+from policyopt.algos.run.train import main
+from policyopt.buffers import OfflineDataset
+from policyopt.nets.generative import FlowPolicy
 
 # small and fast on-policy runs (tests/conftest.py runs them eagerly)
 SMALL = dict(num_steps=16, num_minibatches=2, update_epochs=1, critic_hidden=(16, 16), num_mc_samples=4)
@@ -104,10 +104,10 @@ def test_fpo_pretrained_errors(flow_bc, tmp_path):
     # not a flow policy: a diffusion one (DPPO's), and an on-policy agent's
     data = pendulum_dataset()
     DiffusionBC(data, DiffusionBCConfig(actor_hidden=BC_HIDDEN, batch_size=32)).save(tmp_path / "diffusion.pt")
-    with pytest.raises(ValueError, match=r"FPO's pretrained .*DiffusionBC checkpoint\) has a nets.generative.diffusion:DiffusionPolicy policy; expected a nets.generative.flow.FlowPolicy.*DiffusionPolicy is DPPO's"):
+    with pytest.raises(ValueError, match=r"FPO's pretrained .*DiffusionBC checkpoint\) has a policyopt.nets.generative.diffusion:DiffusionPolicy policy; expected a policyopt.nets.generative.flow.FlowPolicy.*DiffusionPolicy is DPPO's"):
         FPO(env, FPOConfig(**SMALL, pretrained=str(tmp_path / "diffusion.pt")))
     PPO(env, PPOConfig(num_steps=16, num_minibatches=2)).save(tmp_path / "ppo.pt")
-    with pytest.raises(ValueError, match="PPO checkpoint\\) has a nets.policies:GaussianPolicy policy; expected a nets.generative"):
+    with pytest.raises(ValueError, match="PPO checkpoint\\) has a policyopt.nets.policies:GaussianPolicy policy; expected a policyopt.nets.generative"):
         FPO(env, FPOConfig(**SMALL, pretrained=str(tmp_path / "ppo.pt")))
     # other spaces: another env's observations, or other action bounds than the env's
     with pytest.raises(ValueError, match=r"trained on observations Box.*\(3,\).* but the env has Box.*\(2,\)"):

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from nets.generative import (
+from policyopt.nets.generative import (
     ConsistencyPolicy,
     DiffusionPolicy,
     DiffusionSchedule,
@@ -21,7 +21,7 @@ from nets.generative import (
     euler_sample,
     midpoint_sample,
 )
-from nets.spec import build_module, module_spec
+from policyopt.nets.spec import build_module, module_spec
 
 FAMILIES = [DiffusionPolicy, FlowPolicy, ConsistencyPolicy]
 OBS, ACT = 3, 2
@@ -162,6 +162,7 @@ def test_gaussian_baseline_fails_the_coverage_check():
     lambda: DiffusionPolicy(1, 2, num_timesteps=20, hidden=(128, 128, 128)),  # DPPO's K
     lambda: FlowPolicy(1, 2, hidden=(128, 128, 128)),
 ], ids=["diffusion", "flow"])
+@pytest.mark.slow
 def test_fits_four_mode_mixture(make):
     policy = fit(make(), 3000)
     inside, mass = coverage(policy.sample(torch.zeros(4000, 1), generator=torch.Generator().manual_seed(1)))
@@ -169,6 +170,7 @@ def test_fits_four_mode_mixture(make):
     assert (mass - WEIGHTS).abs().max() < 0.08, mass
 
 
+@pytest.mark.slow
 def test_consistency_fits_four_mode_mixture_in_one_and_two_steps():
     # Consistency training converges slowly (Song et al. train 100k+ steps): in this 3000-step budget
     # 44% (1 step) and 39% (2 steps) of samples land within 3 std of a mode, against 88-91% for diffusion
@@ -251,7 +253,7 @@ def test_grad_flows_through_the_chain(cls):
 def test_checkpoint_round_trip(cls, kw):
     policy = small(cls, **kw)
     spec = module_spec(policy)
-    assert spec["class"] == f"nets.generative.{cls.__module__.split('.')[-1]}:{cls.__name__}"
+    assert spec["class"] == f"policyopt.nets.generative.{cls.__module__.split('.')[-1]}:{cls.__name__}"
     torch.manual_seed(123)  # a different init (and Fourier features) for the rebuilt copy
     rebuilt = build_module(spec)
     rebuilt.load_state_dict(policy.state_dict())

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from algos import (
+from policyopt.algos import (
     ALGORITHMS,
     EDP,
     FQL,
@@ -28,9 +28,9 @@ from algos import (
     FQLConfig,
     TrainingDivergedError,
 )
-from algos.edp import action_approximation
-from algos.generative import normalized_q_loss, select_candidates
-from nets.generative import DiffusionPolicy
+from policyopt.algos.offline.generative.edp import action_approximation
+from policyopt.algos.offline.generative.base import normalized_q_loss, select_candidates
+from policyopt.nets.generative import DiffusionPolicy
 from test_offline import assert_exact_resume, bandit, best_action, trajectories, undocumented_fields  # the offline family's toy data and doc check
 
 TINY = dict(actor_hidden=(64, 64), critic_hidden=(64, 64), reward_convention="none")
@@ -64,6 +64,7 @@ def diffusion_bc(mixed):
     (ConsistencyAC, ConsistencyACConfig(**TINY, **EMA_NOW), False),
     (FQL, FQLConfig(alpha=1.0, **TINY), True),
 ], ids=["diffusion_ql", "edp_td3", "edp_iql", "consistency_ac", "fql"])
+@pytest.mark.slow
 def test_q_guided_methods_beat_diffusion_bc_on_a_mixed_bandit(mixed, diffusion_bc, cls, config, deterministic):
     agent = cls(mixed, config).learn(600, progress=False)
     ours, baseline = bandit_return(agent, deterministic), bandit_return(diffusion_bc, deterministic)
@@ -183,7 +184,7 @@ SCRIPTS = {"diffusion_bc": DiffusionBC, "diffusion_ql": DiffusionQL, "edp": EDP,
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_every_option_has_help_and_each_script_lists_it(name, capsys):
-    from algos.train import main
+    from policyopt.algos.run.train import main
 
     cls = SCRIPTS[name]
     assert ALGORITHMS[name] is cls
@@ -198,7 +199,7 @@ def test_every_option_has_help_and_each_script_lists_it(name, capsys):
 
 
 def test_train_cli_trains_and_resumes(tmp_path):
-    from algos.train import main
+    from policyopt.algos.run.train import main
 
     path = trajectories().save_d4rl(tmp_path / "toy-hopper.hdf5")
     argv = ["--dataset", str(path), "--env-id", "Hopper-v5", "--total-steps", "6", "--eval-every", "0", "--run-dir",

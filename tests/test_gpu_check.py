@@ -4,9 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_gpu_check_script_runs_on_cpu():
     out = subprocess.run([sys.executable, "scripts/gpu_check.py", "--device", "cpu", "--quick", "--no-tests", "--eager-only"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)

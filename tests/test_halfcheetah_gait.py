@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch
 
-import vecenvs
-from algos import PPO, PPOConfig
+from policyopt import vecenvs
+from policyopt.algos import PPO, PPOConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

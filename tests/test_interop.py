@@ -14,8 +14,8 @@ import torch
 from gymnasium.vector import AutoresetMode
 from gymnasium.wrappers import vector as gv
 
-import vecenvs
-from vecenvs.adapter import GymnasiumVecEnv
+from policyopt import vecenvs
+from policyopt.vecenvs.adapter import GymnasiumVecEnv
 
 
 def _has(*modules: str) -> bool:
@@ -176,7 +176,7 @@ def test_numpy_vec_env_next_step_semantics() -> None:
 
 # --- Stable-Baselines3 -----------------------------------------------------------------------
 def test_import_vecenvs_does_not_import_sb3() -> None:
-    code = "import sys, vecenvs; assert 'stable_baselines3' not in sys.modules; assert 'SB3VecEnv' in dir(vecenvs)"
+    code = "import sys; from policyopt import vecenvs; assert 'stable_baselines3' not in sys.modules; assert 'SB3VecEnv' in dir(vecenvs)"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -1,4 +1,4 @@
-"""Tests of algos.logger.RunLogger / read_metrics and scripts/plot.py."""
+"""Tests of policyopt.algos.core.logger.RunLogger / read_metrics and scripts/plot.py."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from algos.logger import RunLogger, read_metrics
+from policyopt.algos.core.logger import RunLogger, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ def write_synthetic_runs(
             # a fake clock, 10 ms per call: wall-clock "time" columns made the time axis flaky
             # (one run could finish, in microseconds, before another's first row)
             clock = itertools.count(0.0, 0.01)
-            with mock.patch("algos.logger.time.perf_counter", lambda: next(clock)):
+            with mock.patch("policyopt.algos.core.logger.time.perf_counter", lambda: next(clock)):
                 with RunLogger(run, use_tensorboard=False, config=record if config else None) as logger:
                     for step in range(0, 10_001 + 37 * seed, 500 + 50 * seed):
                         logger.log(step, {"eval/return": level * step / 10_000 + rng.normal(0, 2), "loss": 1.0})

@@ -19,9 +19,9 @@ pytest.importorskip("mjbatch")
 
 import tyro  # noqa: E402
 
-import vecenvs  # noqa: E402
-from algos.d4rl_recipe import DatasetRecipe, collect, uniform_actions  # noqa: E402
-from buffers.dataset import OfflineDataset  # noqa: E402
+from policyopt import vecenvs  # noqa: E402
+from policyopt.algos.run.d4rl_recipe import DatasetRecipe, collect, uniform_actions  # noqa: E402
+from policyopt.buffers.dataset import OfflineDataset  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import make_dataset  # noqa: E402
@@ -54,6 +54,7 @@ def built(tmp_path_factory):
     return out, paths
 
 
+@pytest.mark.slow
 def test_every_level_is_written_with_its_card_and_reference_scores(built):
     out, paths = built
     assert sorted(paths) == sorted(LEVELS)
@@ -123,6 +124,7 @@ def test_recipe_rejects_bad_settings():
 QUICK = ["--levels", "random", "--size", "200", "--ref-episodes", "1", "--num-envs", "4", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_a_second_build_into_the_same_folder_fails_naming_the_first(tmp_path):
     out = tmp_path / "datasets"
     command = [sys.executable, str(ROOT / "scripts" / "make_dataset.py"), *QUICK, "--out-dir", str(out)]

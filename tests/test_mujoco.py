@@ -14,9 +14,9 @@ pytest.importorskip("mjbatch")
 pytest.importorskip("imageio")  # gymnasium's MuJoCo envs (the reference) import it
 gym = pytest.importorskip("gymnasium")
 
-import vecenvs  # noqa: E402
-import vecenvs.mujoco as vm  # noqa: E402
-from vecenvs.mujoco.base import MujocoVecEnv  # noqa: E402
+from policyopt import vecenvs  # noqa: E402
+import policyopt.vecenvs.mujoco as vm  # noqa: E402
+from policyopt.vecenvs.mujoco.base import MujocoVecEnv  # noqa: E402
 
 TASKS = ["Hopper", "HalfCheetah", "Walker2d", "Ant", "Humanoid"]
 
@@ -137,7 +137,7 @@ def test_unknown_task_lists_tasks():
 def test_missing_backend_names_extra(monkeypatch):
     import importlib
 
-    import vecenvs.mujoco.base as base
+    import policyopt.vecenvs.mujoco.base as base
 
     real = importlib.import_module
 
@@ -222,11 +222,11 @@ def test_partial_reset_mask():
     assert torch.equal(obs1[0], obs[0]) and not torch.equal(obs1[1], obs[1])
 
 
-_slow = pytest.mark.skipif(os.environ.get("POLICYOPT_SLOW") != "1", reason="Warp CPU kernels compile for ~30-60 s; set POLICYOPT_SLOW=1")
+_warp_cpu = pytest.mark.skipif(os.environ.get("POLICYOPT_SLOW") != "1", reason="Warp CPU kernels compile for ~30-60 s; set POLICYOPT_SLOW=1")
 
 
-@pytest.mark.slow
-@_slow
+@pytest.mark.warp_cpu
+@_warp_cpu
 @pytest.mark.parametrize("task", ["Hopper", "HalfCheetah", "Walker2d"])
 def test_warp_cpu_parity_short_horizon(task):
     pytest.importorskip("mujoco_warp")

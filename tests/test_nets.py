@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from torch.distributions import Categorical, Normal
 
-from nets import (
+from policyopt.nets import (
     CategoricalHead,
     CategoricalPolicy,
     CriticEnsemble,

@@ -1,4 +1,4 @@
-"""The offline family (algos/offline.py) with BC, TD3+BC and IQL: losses against hand computations,
+"""The offline family (algos/offline/base.py) with BC, TD3+BC and IQL: losses against hand computations,
 learning on a toy contextual bandit where they must beat BC, reweighting, exact resume with the
 sampler's state, loading to act, the training CLI, and the errors."""
 
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-import vecenvs
-from algos import BC, IQL, TD3BC, BCConfig, IQLConfig, TD3BCConfig, TrainingDivergedError
-from algos.iql import awr_weights, expectile_loss
-from algos.td3bc import td3bc_actor_loss
-from buffers import OfflineDataset
+from policyopt import vecenvs
+from policyopt.algos import BC, IQL, TD3BC, BCConfig, IQLConfig, TD3BCConfig, TrainingDivergedError
+from policyopt.algos.offline.iql import awr_weights, expectile_loss
+from policyopt.algos.offline.td3bc import td3bc_actor_loss
+from policyopt.buffers import OfflineDataset
 
 
 # --- a toy contextual bandit: one-step episodes, reward -|a - a*(s)|, a*(s) = 0.8 tanh(s0 - s1) ---------
@@ -63,7 +63,7 @@ def test_awr_weights_clip():
 
 
 def test_td3bc_lambda_normalizes_the_q_scale():
-    q = torch.tensor([2.0, -4.0]); pi = torch.tensor([[0.5], [0.0]]); a = torch.tensor([[0.0], [1.0]])
+    q, pi, a = torch.tensor([2.0, -4.0]), torch.tensor([[0.5], [0.0]]), torch.tensor([[0.0], [1.0]])
     lmbda = 2.5 / 3.0  # alpha / mean |Q|
     by_hand = -lmbda * (-1.0) + (0.25 + 1.0) / 2
     assert td3bc_actor_loss(q, pi, a, 2.5).item() == pytest.approx(by_hand)
@@ -72,6 +72,7 @@ def test_td3bc_lambda_normalizes_the_q_scale():
 
 
 # --- learning ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("cls, config", [(TD3BC, TD3BCConfig(alpha=10.0)), (IQL, IQLConfig(beta=10.0))])
 def test_value_based_methods_beat_bc_on_a_mixed_bandit(cls, config):
     data = bandit(n_good=600, n_bad=2400)
@@ -80,6 +81,7 @@ def test_value_based_methods_beat_bc_on_a_mixed_bandit(cls, config):
     assert bandit_return(agent) > bandit_return(bc) + 0.05, (bandit_return(agent), bandit_return(bc))
 
 
+@pytest.mark.slow
 def test_aw_beats_uniform_for_iql_on_a_random_expert_mix():
     data = bandit(n_good=150, n_bad=2850)  # 5% good: a random-expert-0.05 in miniature
     uniform = IQL(data, IQLConfig(**SMALL)).learn(1000, progress=False)
@@ -202,7 +204,7 @@ def test_nan_in_an_update_is_named_and_the_checkpoint_stays(tmp_path):
 
 # --- the training CLI ---------------------------------------------------------------------------------
 def test_train_cli_trains_evaluates_and_resumes(tmp_path):
-    from algos.train import main
+    from policyopt.algos.run.train import main
 
     path = trajectories().save_d4rl(tmp_path / "toy-hopper.hdf5")
     run = tmp_path / "run"
@@ -235,8 +237,8 @@ def undocumented_fields(config_class: type) -> set[str]:
 
 @pytest.mark.parametrize("name", ["bc", "td3bc", "iql", "cql", "rebrac"])
 def test_every_offline_option_has_help_and_the_cli_lists_it(name, capsys):
-    from algos import ALGORITHMS
-    from algos.train import main
+    from policyopt.algos import ALGORITHMS
+    from policyopt.algos.run.train import main
 
     cls = ALGORITHMS[name]
     missing = undocumented_fields(cls.config_class)
@@ -266,7 +268,7 @@ def test_actions_outside_the_box_need_the_envs_bounds_not_a_silent_clip():
 def test_run_dirs_name_the_whole_dataset():
     from types import SimpleNamespace
 
-    from algos.train import default_run_dir
+    from policyopt.algos.run.train import default_run_dir
 
     def run_dir(spec):
         return default_run_dir(IQL, SimpleNamespace(env_id="Hopper-v5", seed=0, dataset=spec))

@@ -32,8 +32,8 @@ def test_readme_tables_match_the_results_file():
 
 
 def test_recorded_commands_parse_as_the_training_cli(tmp_path):
-    from algos import ALGORITHMS
-    from algos.train import parse
+    from policyopt.algos import ALGORITHMS
+    from policyopt.algos.run.train import parse
 
     ot = _script()
     for algo in ot.UPDATES:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-import vecenvs
-from algos import IQL, TD3BC, IQLConfig, ReBRAC, ReBRACConfig, TD3BCConfig
-from buffers import OfflineDataset, ReplayBuffer
+from policyopt import vecenvs
+from policyopt.algos import IQL, TD3BC, IQLConfig, ReBRAC, ReBRACConfig, TD3BCConfig
+from policyopt.buffers import OfflineDataset, ReplayBuffer
 
 SMALL = dict(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=32)
 
@@ -126,7 +126,7 @@ def test_replay_buffer_stores_next_actions_only_when_asked():
 
 
 def test_cli_online_steps_end_to_end_and_resume_into_the_online_phase(tmp_path):
-    from algos.train import main
+    from policyopt.algos.run.train import main
 
     path = hopper_like().save_d4rl(tmp_path / "toy-hopper.hdf5")
     run = tmp_path / "run"

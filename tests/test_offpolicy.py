@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import gymnasium as gym
 import pytest
 import torch
 from torch import nn
 
-import vecenvs
-from algos import SAC, TD3, PPO, SACConfig, TD3Config, PPOConfig, TrainingDivergedError
-from algos.train import main
-from nets import SquashedGaussianActor
+from policyopt import vecenvs
+from policyopt.algos import SAC, TD3, PPO, SACConfig, TD3Config, PPOConfig, TrainingDivergedError
+from policyopt.algos.run.train import main
+from policyopt.nets import SquashedGaussianActor
 
 SMALL = dict(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, learning_starts=200, buffer_size=5_000)
 
@@ -69,6 +67,7 @@ def test_truncation_is_stored_apart_from_termination():
     assert float(batch["terminated"].max()) == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo, config", [(SAC, SACConfig), (TD3, TD3Config)])
 def test_learns_pendulum(algo, config):
     torch.set_num_threads(1)
@@ -169,7 +168,7 @@ def test_log_every_batches_records():
 
 
 def test_custom_stochastic_policy_round_trips_through_ppo(tmp_path):
-    from nets import GaussianPolicy
+    from policyopt.nets import GaussianPolicy
 
     class TinyGaussian(GaussianPolicy):
         def __init__(self, obs_dim: int, act_dim: int) -> None:

@@ -1,4 +1,4 @@
-"""ReBRAC (algos/rebrac.py): the actor loss and the critic target against hand computations, the
+"""ReBRAC (algos/offline/rebrac.py): the actor loss and the critic target against hand computations, the
 critics' layer norm, an update, exact resume, learning on a toy bandit where it must beat BC, and
 the config's errors."""
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from algos.bc import BC, BCConfig
-from algos.rebrac import ReBRAC, ReBRACConfig, rebrac_actor_loss, rebrac_critic_target
-from buffers import OfflineDataset
+from policyopt.algos.offline.bc import BC, BCConfig
+from policyopt.algos.offline.rebrac import ReBRAC, ReBRACConfig, rebrac_actor_loss, rebrac_critic_target
+from policyopt.buffers import OfflineDataset
 
 SMALL = dict(actor_hidden=(64, 64), critic_hidden=(64, 64), batch_size=64)
 
@@ -151,6 +151,7 @@ def distance_to_best(agent) -> float:
     return float(np.abs(agent.act(obs, deterministic=True) - best_action(obs)).mean())
 
 
+@pytest.mark.slow
 def test_rebrac_beats_bc_on_a_mixed_bandit():
     data = bandit()
     small = dict(actor_hidden=(64, 64), critic_hidden=(64, 64), batch_size=256)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch._dynamo
 
-from buffers import ReplayBuffer
+from policyopt.buffers import ReplayBuffer
 
 try:
     from hypothesis import given, settings

@@ -238,6 +238,7 @@ def test_results_file_offline_records_and_refusals(report, tmp_path):
         report.main(report.Args([write_records(tmp_path / "bad.jsonl", [{"x": 1}])], reps=50))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("marker, results, where", [
     ("mujoco_1m", "mujoco_1m.jsonl", []),
     ("offline_standard", "offline.jsonl", ["table=standard"]),

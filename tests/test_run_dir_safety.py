@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import vecenvs
-from algos import PPO, SAC, PPOConfig, SACConfig, TrainingDivergedError
-from algos.logger import read_metrics
-from algos.rundir import DirectoryLock, DirectoryLockedError
-from algos.train import main
+from policyopt import vecenvs
+from policyopt.algos import PPO, SAC, PPOConfig, SACConfig, TrainingDivergedError
+from policyopt.algos.core.logger import read_metrics
+from policyopt.algos.run.rundir import DirectoryLock, DirectoryLockedError
+from policyopt.algos.run.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--env-id", "CartPole-v1", "--num-envs", "2", "--no-progress", "--eval-every", "0",
@@ -32,6 +32,7 @@ def train_cmd(run_dir: Path, total: int, seed: int = 0) -> list[str]:
 
 
 # --- one writer per run directory ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_two_processes_on_one_run_dir_one_runs_the_other_gets_the_lock_error(tmp_path):
     run = tmp_path / "run"
     first = subprocess.Popen(train_cmd(run, 200_000), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -50,6 +51,7 @@ def test_two_processes_on_one_run_dir_one_runs_the_other_gets_the_lock_error(tmp
     assert json.loads((run / "config.json").read_text())["seed"] == 0  # the second wrote nothing
 
 
+@pytest.mark.slow
 def test_two_processes_started_together_never_mix_their_runs(tmp_path):
     run = tmp_path / "run"
     procs = [subprocess.Popen(train_cmd(run, 256, seed=s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

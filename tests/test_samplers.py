@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from buffers.dataset import OfflineDataset
-import buffers.samplers
-from buffers.samplers import (SAMPLERS, IndexSampler, TrajectoryWeightedSampler, UniformSampler, episode_advantages,
+from policyopt.buffers.dataset import OfflineDataset
+import policyopt.buffers.samplers as samplers_module
+from policyopt.buffers.samplers import (SAMPLERS, IndexSampler, TrajectoryWeightedSampler, UniformSampler, episode_advantages,
                               make_sampler, trajectory_masses)
 
 LENGTHS = [3, 1, 4, 2, 5, 3, 2, 4]
@@ -328,10 +328,11 @@ def test_trajectory_masses_match_trajectory_probs():
 
 
 def test_imports_stay_inside_buffers():
-    tree = ast.parse(open(buffers.samplers.__file__).read())
-    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    roots |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert roots <= {"__future__", "numbers", "operator", "typing", "torch", "numpy", "gymnasium", "buffers"}, roots
+    tree = ast.parse(open(samplers_module.__file__).read())
+    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    roots = {".".join(m.split(".")[:2]) if m.startswith("policyopt.") else m.split(".")[0] for m in names}
+    assert roots <= {"__future__", "numbers", "operator", "typing", "torch", "numpy", "gymnasium", "policyopt.buffers"}, roots
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from algos.logger import RunLogger, read_metrics
+from policyopt.algos.core.logger import RunLogger, read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -112,6 +112,7 @@ def test_bad_grid_file_entries(tmp_path):
 
 
 # --- running it ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_local_ray_sweep_leaves_two_complete_runs(tmp_path, capsys):
     pytest.importorskip("ray")
     root = tmp_path / "root"
@@ -184,7 +185,7 @@ def test_sequential_fallback_failure_interrupt_and_resume(tmp_path, monkeypatch,
 
 def test_dataset_algorithms_run_on_datasets_and_their_env(tmp_path):
     pytest.importorskip("h5py")
-    from buffers import OfflineDataset
+    from policyopt.buffers import OfflineDataset
 
     rng = np.random.default_rng(0)
     n = 400

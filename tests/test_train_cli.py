@@ -10,10 +10,10 @@ import sys
 import pytest
 import torch
 
-from algos import PPO, SPO, TRPO
-from algos.logger import RunLogger, read_metrics
-from algos.presets import PRESETS
-from algos.train import main
+from policyopt.algos import PPO, SPO, TRPO
+from policyopt.algos.core.logger import RunLogger, read_metrics
+from policyopt.algos.core.presets import PRESETS
+from policyopt.algos.run.train import main
 
 
 def test_train_resume_and_evaluate(tmp_path, capsys):
@@ -185,7 +185,7 @@ def _documented_fields(cls) -> set[str]:
 
 @pytest.mark.parametrize("cls", [PPO, TRPO, SPO])
 def test_every_option_has_help(cls, capsys):
-    from algos.train import TrainArgs
+    from policyopt.algos.run.train import TrainArgs
 
     for klass in (TrainArgs, cls.config_class):
         missing = {f.name for f in dataclasses.fields(klass)} - _documented_fields(klass) - {"algo"}
@@ -205,8 +205,8 @@ def test_readme_training_commands_parse():
     import shlex
     from pathlib import Path
 
-    from algos import ALGORITHMS
-    from algos.train import parse
+    from policyopt.algos import ALGORITHMS
+    from policyopt.algos.run.train import parse
 
     readme = Path(__file__).resolve().parent.parent / "README.md"
     commands = re.findall(r"python scripts/train_(\w+)\.py([^\n`#]*)", readme.read_text())

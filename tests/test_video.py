@@ -1,4 +1,4 @@
-"""--capture-video: evaluation episodes rendered to mp4 and TensorBoard (vecenvs/render.py, algos/video.py).
+"""--capture-video: evaluation episodes rendered to mp4 and TensorBoard (vecenvs/render.py, algos/run/video.py).
 
 A video of an episode of length T has T frames: the state after the reset and after every step
 but the last (the state each action was taken in).
@@ -17,17 +17,17 @@ import numpy as np
 import pytest
 import torch
 
-import vecenvs
-from algos import PPO, PPOConfig
-from algos.logger import RunLogger, read_metrics
-from algos.train import main as train_main
-from vecenvs import classic
+from policyopt import vecenvs
+from policyopt.algos import PPO, PPOConfig
+from policyopt.algos.core.logger import RunLogger, read_metrics
+from policyopt.algos.run.train import main as train_main
+from policyopt.vecenvs import classic
 
 imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason='video capture needs pip install -e ".[video]"')
 pytest.importorskip("pygame", reason='classic-control rendering needs pip install -e ".[video]"')
 
-from algos.video import RecordEvalVideo, check_capture  # noqa: E402
-from vecenvs.render import RenderingUnavailable, make_renderer, render_kwargs, select_gl  # noqa: E402
+from policyopt.algos.run.video import RecordEvalVideo, check_capture  # noqa: E402
+from policyopt.vecenvs.render import RenderingUnavailable, make_renderer, render_kwargs, select_gl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_PPO = ["--num-envs", "2", "--algo.num-steps", "16", "--algo.num-minibatches", "2", "--algo.update-epochs", "1",
@@ -75,7 +75,7 @@ def test_mujoco_video_frame_count(tmp_path):
     env = vecenvs.make("Hopper-v5", num_envs=2, seed=0, max_episode_steps=12)
     recorded = RecordEvalVideo(env, tmp_path, width=96, height=64)
     policy = lambda obs: torch.zeros(obs.shape[0], 3)  # noqa: E731
-    from algos.evaluation import evaluate
+    from policyopt.algos.core.evaluation import evaluate
 
     result = evaluate(policy, recorded, seed=1)
     assert result["length_mean"] == 12  # standing still: no copy falls within 12 steps
@@ -178,9 +178,9 @@ def test_unsupported_env_and_flag_errors(tmp_path):
 
 def test_training_without_capture_video_imports_none_of_it(tmp_path):
     code = (
-        "import sys; from algos import PPO; from algos.train import main; "
+        "import sys; from policyopt import PPO; from policyopt.algos.run.train import main; "
         f"main(PPO, {['--total-steps', '32', '--eval-every', '32', '--eval-episodes', '1', '--run-dir', str(tmp_path / 'r'), '--algo.no-compile', *TINY_PPO]!r}); "
-        "loaded = [m for m in ('pygame', 'imageio_ffmpeg', 'PIL', 'OpenGL', 'vecenvs.render', 'algos.video') if m in sys.modules]; "
+        "loaded = [m for m in ('pygame', 'imageio_ffmpeg', 'PIL', 'OpenGL', 'policyopt.vecenvs.render', 'policyopt.algos.run.video') if m in sys.modules]; "
         "assert not loaded, loaded"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from vecenvs.core import TorchVecEnv
-from vecenvs.wrappers import (
+from policyopt.vecenvs.core import TorchVecEnv
+from policyopt.vecenvs.wrappers import (
     ClipAction,
     NormalizeObservation,
     NormalizeReward,

@@ -8,17 +8,17 @@ gymnasium id. All of them follow the :class:`TorchVecEnv` conventions: torch ten
 of any of them, ``SB3VecEnv`` (needs stable-baselines3) a Stable-Baselines3 ``VecEnv`` one.
 """
 
-from vecenvs.core import TorchVecEnv, TorchVecEnvWrapper, as_actions, check_actions, check_device, check_num_envs
-from vecenvs.registry import make, register, registered_ids
-from vecenvs import classic  # noqa: F401  (registers the classic-control ids)
+from policyopt.vecenvs.core import TorchVecEnv, TorchVecEnvWrapper, as_actions, check_actions, check_device, check_num_envs
+from policyopt.vecenvs.registry import make, register, registered_ids
+from policyopt.vecenvs import classic  # noqa: F401  (registers the classic-control ids)
 
 try:
-    from vecenvs import mujoco  # noqa: F401  (registers the MuJoCo ids; backends import mujoco lazily)
+    from policyopt.vecenvs import mujoco  # noqa: F401  (registers the MuJoCo ids; backends import mujoco lazily)
 except ImportError:
     pass
-from vecenvs.adapter import GymnasiumVecEnv
-from vecenvs.numpy_env import NumpyVecEnv
-from vecenvs.wrappers import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, RescaleAction
+from policyopt.vecenvs.adapter import GymnasiumVecEnv
+from policyopt.vecenvs.numpy_env import NumpyVecEnv
+from policyopt.vecenvs.wrappers import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, RescaleAction
 
 __all__ = [
     "TorchVecEnv",
@@ -41,10 +41,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # SB3VecEnv is resolved on first use, so that ``import vecenvs`` never imports
+    # SB3VecEnv is resolved on first use, so that importing vecenvs never imports
     # stable_baselines3 (an optional dependency). It is left out of __all__ for the same reason.
     if name == "SB3VecEnv":
-        from vecenvs.sb3 import SB3VecEnv
+        from policyopt.vecenvs.sb3 import SB3VecEnv
 
         return SB3VecEnv
     raise AttributeError(f"module 'vecenvs' has no attribute {name!r}")

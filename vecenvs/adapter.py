@@ -20,7 +20,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from vecenvs.core import Device, as_actions, check_device, check_num_envs
+from policyopt.vecenvs.core import Device, as_actions, check_device, check_num_envs
 
 
 def _to_tensor(x: Any, device: torch.device) -> Any:

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from vecenvs.core import Device, TorchVecEnv
-from vecenvs.registry import register
+from policyopt.vecenvs.core import Device, TorchVecEnv
+from policyopt.vecenvs.registry import register
 
 Tensor = torch.Tensor
 

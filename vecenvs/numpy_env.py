@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
-from vecenvs.core import as_actions
+from policyopt.vecenvs.core import as_actions
 
 
 def to_numpy(x: Any) -> Any:

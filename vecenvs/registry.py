@@ -14,7 +14,7 @@ import gymnasium as gym
 import torch
 from gymnasium.vector import VectorEnv
 
-from vecenvs.core import Device, check_device, check_num_envs
+from policyopt.vecenvs.core import Device, check_device, check_num_envs
 
 
 @dataclass
@@ -64,7 +64,7 @@ def make(
     env (for native classic control: ``compile``, ``dtype``, ``max_episode_steps``).
     Any id registered in gymnasium but not here is served by the gymnasium adapter.
     """
-    from vecenvs.adapter import GymnasiumVecEnv  # local: the adapter imports this module's users
+    from policyopt.vecenvs.adapter import GymnasiumVecEnv  # local: the adapter imports this module's users
 
     num_envs = check_num_envs(num_envs)
     device = check_device(device)

@@ -29,9 +29,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import VectorEnv
 
-from vecenvs import classic
-from vecenvs.adapter import GymnasiumVecEnv
-from vecenvs.registry import resolve_backend
+from policyopt.vecenvs import classic
+from policyopt.vecenvs.adapter import GymnasiumVecEnv
+from policyopt.vecenvs.registry import resolve_backend
 
 __all__ = ["Renderer", "RenderingUnavailable", "make_renderer", "render_kwargs", "select_gl", "INSTALL_VIDEO"]
 
@@ -102,7 +102,7 @@ def make_renderer(env: VectorEnv, index: int = 0, width: int = 480, height: int 
         return _AdapterRenderer(base, index)
     if type(base) in _CLASSIC_IDS:
         return _ClassicRenderer(base, index)
-    mujoco_base = sys.modules.get("vecenvs.mujoco.base")  # imported by every native MuJoCo env
+    mujoco_base = sys.modules.get("policyopt.vecenvs.mujoco.base")  # imported by every native MuJoCo env
     if mujoco_base is not None and isinstance(base, mujoco_base.MujocoVecEnv):
         return _MujocoRenderer(base, index, width, height)
     name = getattr(base, "env_id", None) or getattr(getattr(base, "spec", None), "id", None) or type(base).__name__

@@ -23,7 +23,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
         "install it with: pip install 'stable-baselines3>=2.3' (or 'policyopt[bench]')"
     ) from e
 
-from vecenvs.numpy_env import NumpyVecEnv
+from policyopt.vecenvs.numpy_env import NumpyVecEnv
 
 __all__ = ["SB3VecEnv"]
 

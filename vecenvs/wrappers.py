@@ -24,7 +24,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from vecenvs.core import Device, TorchVecEnvWrapper, as_actions
+from policyopt.vecenvs.core import Device, TorchVecEnvWrapper, as_actions
 
 
 class _Stat:

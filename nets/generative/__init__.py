@@ -4,14 +4,14 @@ Blocks (time embeddings, conditional backbones, schedules, samplers) and the thr
 classes built from them. Depends only on torch, like the rest of :mod:`nets`.
 """
 
-from nets.generative.backbones import BACKBONES, ConditionalMLP, ConditionalResidualMLP, ResidualBlock, make_backbone
-from nets.generative.base import GenerativePolicy
-from nets.generative.consistency import ConsistencyPolicy
-from nets.generative.diffusion import SAMPLERS, DiffusionPolicy
-from nets.generative.embeddings import TIME_EMBEDDINGS, FourierEmbedding, SinusoidalEmbedding, time_embedding
-from nets.generative.flow import SOLVERS, FlowPolicy
-from nets.generative.onpolicy import DiffusionPPOPolicy, FlowPPOPolicy
-from nets.generative.samplers import (
+from policyopt.nets.generative.backbones import BACKBONES, ConditionalMLP, ConditionalResidualMLP, ResidualBlock, make_backbone
+from policyopt.nets.generative.base import GenerativePolicy
+from policyopt.nets.generative.consistency import ConsistencyPolicy
+from policyopt.nets.generative.diffusion import SAMPLERS, DiffusionPolicy
+from policyopt.nets.generative.embeddings import TIME_EMBEDDINGS, FourierEmbedding, SinusoidalEmbedding, time_embedding
+from policyopt.nets.generative.flow import SOLVERS, FlowPolicy
+from policyopt.nets.generative.onpolicy import DiffusionPPOPolicy, FlowPPOPolicy
+from policyopt.nets.generative.samplers import (
     consistency_sample,
     ddim_sample,
     ddim_step,
@@ -22,7 +22,7 @@ from nets.generative.samplers import (
     gaussian_chain,
     midpoint_sample,
 )
-from nets.generative.schedules import (
+from policyopt.nets.generative.schedules import (
     BETA_SCHEDULES,
     DiffusionSchedule,
     consistency_num_scales,

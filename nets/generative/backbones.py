@@ -12,9 +12,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from nets.generative.embeddings import time_embedding
-from nets.mlp import activation_class, default_init, mlp
-from nets.spec import RecordsInit
+from policyopt.nets.generative.embeddings import time_embedding
+from policyopt.nets.mlp import activation_class, default_init, mlp
+from policyopt.nets.spec import RecordsInit
 
 
 def _time_mlp(kind: str, dim: int, activation: str) -> nn.Sequential:

@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from nets.generative.backbones import make_backbone
-from nets.spec import RecordsInit
+from policyopt.nets.generative.backbones import make_backbone
+from policyopt.nets.spec import RecordsInit
 
 
 class GenerativePolicy(RecordsInit, nn.Module):

@@ -9,9 +9,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from nets.generative.base import GenerativePolicy, grad_mode
-from nets.generative.samplers import consistency_sample
-from nets.generative.schedules import consistency_scalings, karras_sigmas
+from policyopt.nets.generative.base import GenerativePolicy, grad_mode
+from policyopt.nets.generative.samplers import consistency_sample
+from policyopt.nets.generative.schedules import consistency_scalings, karras_sigmas
 
 LOSSES = ("l2", "pseudo_huber")
 

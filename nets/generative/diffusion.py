@@ -8,9 +8,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from nets.generative.base import GenerativePolicy, grad_mode
-from nets.generative.samplers import ddim_sample, ddim_step, ddpm_sample, ddpm_step, dpm_solver_2m_sample
-from nets.generative.schedules import DiffusionSchedule
+from policyopt.nets.generative.base import GenerativePolicy, grad_mode
+from policyopt.nets.generative.samplers import ddim_sample, ddim_step, ddpm_sample, ddpm_step, dpm_solver_2m_sample
+from policyopt.nets.generative.schedules import DiffusionSchedule
 
 SAMPLERS = ("ddpm", "ddim", "dpm")
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)

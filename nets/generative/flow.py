@@ -7,9 +7,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from nets.generative.base import GenerativePolicy, grad_mode
-from nets.generative.samplers import euler_sample, midpoint_sample
-from nets.generative.schedules import flow_interpolate, flow_velocity
+from policyopt.nets.generative.base import GenerativePolicy, grad_mode
+from policyopt.nets.generative.samplers import euler_sample, midpoint_sample
+from policyopt.nets.generative.schedules import flow_interpolate, flow_velocity
 
 SOLVERS = {"euler": euler_sample, "midpoint": midpoint_sample}
 

@@ -22,11 +22,11 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from nets.generative.diffusion import DiffusionPolicy
-from nets.generative.flow import SOLVERS, FlowPolicy
-from nets.generative.samplers import ddim_step, gaussian_chain
-from nets.policies import StochasticPolicy
-from nets.spec import module_spec
+from policyopt.nets.generative.diffusion import DiffusionPolicy
+from policyopt.nets.generative.flow import SOLVERS, FlowPolicy
+from policyopt.nets.generative.samplers import ddim_step, gaussian_chain
+from policyopt.nets.policies import StochasticPolicy
+from policyopt.nets.spec import module_spec
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -86,7 +86,7 @@ class DiffusionPPOPolicy(_BoxMap):
 
     ``act(deterministic=True)`` is the DDIM ``eta = 0`` ODE from zero noise (evaluation: a
     repeatable action); ``act(deterministic=False)`` samples as in training. The advantage discount
-    ``gamma_denoise^k`` and DPPO's per-step clip schedule are the algorithm's (:mod:`algos.dppo`);
+    ``gamma_denoise^k`` and DPPO's per-step clip schedule are the algorithm's (:mod:`policyopt.algos.onpolicy.dppo`);
     plain PPO with this policy gives every step the sample's advantage (``gamma_denoise = 1``).
 
     ``diffusion_kwargs`` go to :class:`DiffusionPolicy` (``num_timesteps``, ``schedule``,

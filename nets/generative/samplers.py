@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from nets.generative.schedules import DiffusionSchedule
+from policyopt.nets.generative.schedules import DiffusionSchedule
 
 EpsFn = Callable[[Tensor, int], Tensor]
 VelocityFn = Callable[[Tensor, float], Tensor]

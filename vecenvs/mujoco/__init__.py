@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from vecenvs.core import Device, check_device, check_num_envs
-from vecenvs.mujoco.tasks import TASKS, VERSIONS, make_task
-from vecenvs.registry import register
+from policyopt.vecenvs.core import Device, check_device, check_num_envs
+from policyopt.vecenvs.mujoco.tasks import TASKS, VERSIONS, make_task
+from policyopt.vecenvs.registry import register
 
 __all__ = ["TASKS", "VERSIONS", "ENV_IDS", "make_mujoco", "make_task"]
 
@@ -50,7 +50,7 @@ def make_mujoco(
     backend = backend or _default_backend(device)
     if backend not in BACKENDS:
         raise ValueError(f"unknown MuJoCo backend {backend!r}; available: {', '.join(BACKENDS)} (and 'gymnasium' through vecenvs.make)")
-    from vecenvs.mujoco.base import MujocoVecEnv
+    from policyopt.vecenvs.mujoco.base import MujocoVecEnv
 
     return MujocoVecEnv(env_id, backend, num_envs=num_envs, device=device, seed=seed, **kwargs)
 

@@ -9,8 +9,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from vecenvs.core import Device, TorchVecEnv, as_actions, compile_method, pack_flags, unpack_flags
-from vecenvs.mujoco.tasks import Fields, LocomotionTask, make_task
+from policyopt.vecenvs.core import Device, TorchVecEnv, as_actions, compile_method, pack_flags, unpack_flags
+from policyopt.vecenvs.mujoco.tasks import Fields, LocomotionTask, make_task
 
 # mju_isBad's threshold (engine_util_misc.h mjMAXVAL): MuJoCo treats larger values as diverged
 _MAXVAL = 1e10
@@ -97,11 +97,11 @@ class MujocoVecEnv(TorchVecEnv):
         self.backend = backend
         opts = dict(backend_options or {})
         if backend == "cpu":
-            from vecenvs.mujoco.cpu import CpuPhysics
+            from policyopt.vecenvs.mujoco.cpu import CpuPhysics
 
             self.physics: Physics = CpuPhysics(model, num_envs, self.task, **opts)
         elif backend == "warp":
-            from vecenvs.mujoco.warp import WarpPhysics
+            from policyopt.vecenvs.mujoco.warp import WarpPhysics
 
             self.physics = WarpPhysics(model, num_envs, self.task, self.device, **opts)
         else:

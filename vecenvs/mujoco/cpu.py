@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from vecenvs.mujoco.base import require
-from vecenvs.mujoco.tasks import Fields, LocomotionTask
+from policyopt.vecenvs.mujoco.base import require
+from policyopt.vecenvs.mujoco.tasks import Fields, LocomotionTask
 
 _VIEWED = ("qpos", "qvel", "ctrl", "time")
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from vecenvs.mujoco.base import require
-from vecenvs.mujoco.tasks import Fields, LocomotionTask
+from policyopt.vecenvs.mujoco.base import require
+from policyopt.vecenvs.mujoco.tasks import Fields, LocomotionTask
 
 _STATE = ("time", "qpos", "qvel", "act", "qacc_warmstart", "ctrl")
 

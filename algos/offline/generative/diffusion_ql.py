@@ -1,0 +1,97 @@
+"""Diffusion-QL: diffusion policies for offline RL (Wang, Hunt & Zhou, ICLR 2023, arXiv:2208.06193).
+
+The actor is a K = 5 diffusion policy trained by the DDPM loss plus a Q term through the whole
+reverse chain, sampled with gradient:
+
+    L(theta) = L_d(theta) - eta E[Q_j(s, a0_theta)] / E|Q_j'(s, a0_theta)|,
+
+with ``j`` one of the twin critics at random and the other's mean |Q| as the (detached) scale.
+The twin critics regress onto ``r + gamma (1 - d) min_i Q'_i(s', a')`` with ``a'`` sampled from
+an EMA copy of the actor (decay 0.995, every 5 updates, from update 1000), or, with
+``max_q_backup``, the max over 10 sampled ``a'`` per critic. Both learning rates decay along a
+cosine over the run (``--lr_decay`` in the authors' commands); gradients are clipped.
+
+Defaults are the authors' for D4RL locomotion (``main.py``: lr 3e-4, eta 1, no max-Q backup),
+except: ``grad_norm`` is one value (theirs is per dataset: 9 for halfcheetah- and hopper-medium,
+1 for walker2d-medium, 2 for halfcheetah-medium-replay, 4 for hopper-medium-replay), and acting
+takes one sample (``act_candidates=1``; their evaluation draws among 50 candidates by
+softmax(Q), which ``act_candidates=50`` reproduces). Their "online model selection" (the best
+evaluation over training) is not offered: the final checkpoint is what is reported.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+from policyopt.algos.offline.generative.diffusion_bc import DiffusionBC, DiffusionBCConfig
+from policyopt.algos.offline.generative.base import EMAConfig, QGuidanceConfig, ema_update
+
+
+@dataclass
+class DiffusionQLConfig(QGuidanceConfig, EMAConfig, DiffusionBCConfig):
+    """Diffusion-QL settings; the defaults are the authors' for D4RL locomotion (learning_rate is the actor's and the critics')."""
+
+    grad_norm: float = 5.0
+    """clip the actor's and the critics' gradient norms at this (0: off; the authors' values per dataset are in the module docstring)"""
+    cosine_lr: bool = True
+    """decay both learning rates along a cosine to 0 over the offline updates (the authors' --lr_decay; online: constant)"""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_ema()
+        self.check_q_guidance()
+        if self.grad_norm < 0:
+            raise ValueError(f"grad_norm must be >= 0 (0: no clipping), got {self.grad_norm}")
+
+
+class DiffusionQL(DiffusionBC):
+    """Diffusion-QL with a :class:`nets.generative.DiffusionPolicy`: the actor's Q term through the sampled chain."""
+
+    config_class = DiffusionQLConfig
+    config: DiffusionQLConfig
+
+    def _setup(self) -> None:
+        super()._setup()
+        cfg = self.config
+        self.policy_ema = copy.deepcopy(self.policy).requires_grad_(False)
+        self._policy_params, self._ema_params = list(self.policy.parameters()), list(self.policy_ema.parameters())
+        self.setup_critics(cfg.learning_rate)
+        self._actor_loss = self.compiled(self.actor_loss)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"policy": self.policy, "policy_ema": self.policy_ema, "critic": self.critic,
+                "critic_target": self.critic_target, "obs_normalizer": self.obs_normalizer}
+
+    def next_actions(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """a' for the TD target: a sample of the EMA actor (its own sampler and steps)."""
+        return self.policy_ema.sample(next_obs)
+
+    def actor_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """L_d + eta L_q with a0 sampled through the whole chain, with gradient (compiled)."""
+        obs = batch["obs"]
+        pi = self.policy.sample(obs, grad=True)
+        return self.q_guided_loss(obs, self.policy.bc_loss(obs, batch["actions"]), pi)
+
+    def set_learning_rates(self, progress: float) -> None:
+        """The cosine decay of both learning rates (a Python float, without a scheduler's state)."""
+        decay = 1.0 if self.online else 0.5 * (1.0 + math.cos(math.pi * progress))
+        for name in ("actor", "critic"):
+            for group in self.optimizers[name].param_groups:
+                group["lr"] = self.config.learning_rate * decay
+
+    def update(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        if cfg.cosine_lr:
+            self.set_learning_rates(progress)
+        metrics = self.critic_step(batch, self.next_actions, cfg.grad_norm)
+        loss, extra = self._actor_loss(batch)
+        self.step("actor", loss, cfg.grad_norm)
+        if self.ema_due():
+            with torch.no_grad():
+                ema_update(self._ema_params, self._policy_params, cfg.ema_decay)
+        self.update_critic_targets()
+        return {**metrics, "actor_loss": loss.detach(), **extra}

@@ -1,0 +1,1 @@
+"""On-policy algorithms: the rollout loop (``base``) and PPO, TRPO, SPO, DPPO and FPO."""
