@@ -1,4 +1,4 @@
-"""Run the README's offline results tables and render them from their results file.
+"""Run the offline results tables (docs/results-offline.md) and render them from their results file.
 
     python scripts/offline_table.py run --jobs 2                       # every cell, two runs at a time
     python scripts/offline_table.py run --tables mixed --algos iql      # a part of the grid
@@ -6,10 +6,10 @@
     python scripts/offline_table.py run --tables generative            # the generative methods beside BC, TD3+BC, IQL
     python scripts/offline_table.py resample                           # their final checkpoints with 50 candidates
     python scripts/offline_table.py render                               # print the Markdown tables
-    python scripts/offline_table.py render --check README.md             # fail if the README's copy differs
+    python scripts/offline_table.py render --check docs/results-offline.md   # fail if the page's copy differs
 
 ``run`` trains each cell with the training script's own command line (``scripts/train_<algo>.py
---dataset ...``), on the datasets ``scripts/make_dataset.py`` builds (the README's commands), reads
+--dataset ...``), on the datasets ``scripts/make_dataset.py`` builds (docs/datasets.md's commands), reads
 the evaluation curve from the run's ``metrics.jsonl`` and appends one JSON line per run to
 ``results/offline.jsonl``: the command, commit, machine, seconds, the curve of normalized scores
 and the final checkpoint's score. A run directory that already holds a finished run is recorded,
@@ -34,7 +34,7 @@ import tyro
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-import results_table  # noqa: E402  (the MuJoCo table's script: its README-marker reader)
+import results_table  # noqa: E402  (the MuJoCo table's script: its table-marker reader)
 RESULTS = ROOT / "results" / "offline.jsonl"
 MARKER = "<!-- results:offline -->"
 STANDARD = [f"{env}-{level}-v5" for env in ("hopper", "walker2d") for level in ("medium", "medium-replay", "medium-expert")]
@@ -152,7 +152,7 @@ class Resample:
 
 @dataclass
 class Render:
-    """Print the Markdown tables of the results file, or check the README's copy of them."""
+    """Print the Markdown tables of the results file, or check a page's copy of them."""
 
     results: Path = RESULTS
     check: Path | None = None

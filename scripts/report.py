@@ -9,7 +9,7 @@ A path is a run directory, a directory to search for them, or a results file (``
 record per run, as ``scripts/results_table.py`` and ``scripts/offline_table.py`` write them): a record gives its
 final evaluation (``final``; offline records hold the normalized score, with the raw return from the file's
 ``references``), its final step (the last point of its ``curve``) and its ``command``, whose flags other than
-the seed and run directory are the settings the seeds of a cell must share. The README's MuJoCo table is
+the seed and run directory are the settings the seeds of a cell must share. The MuJoCo results table (docs/results-mujoco.md) is
 ``python scripts/report.py results/mujoco_1m.jsonl``.
 
 A run directory is one the training scripts write (``config.json`` and ``metrics.jsonl``); a directory

@@ -3,12 +3,12 @@
     python scripts/results_table.py run --algos trpo spo --envs Hopper-v4 HalfCheetah-v4 Walker2d-v4 --seeds 0 1 2
     python scripts/results_table.py record runs/mujoco1m/spo  # record finished runs (a scripts/sweep.py root)
     python scripts/results_table.py render                  # print the Markdown table
-    python scripts/results_table.py render --check README.md   # fail if the README's copy differs
+    python scripts/results_table.py render --check docs/results-mujoco.md   # fail if the page's copy differs
 
 ``run`` trains each (algo, env, seed) one after another with the training script's own
 command line (a run whose directory already holds a finished run is recorded, not retrained), reads the evaluation curve from the run's ``metrics.jsonl`` and appends one
 JSON line per run to ``results/mujoco_1m.jsonl``: the command, seed, commit, machine,
-curve, final and peak return. ``render`` turns that file into the README table, which sits
+curve, final and peak return. ``render`` turns that file into the results page's table, which sits
 between ``<!-- results:mujoco_1m -->`` markers, so a typed number cannot drift from its source.
 """
 
@@ -84,7 +84,7 @@ class Record:
 
 @dataclass
 class Render:
-    """Print the Markdown table of the results file, or check the README's copy of it."""
+    """Print the Markdown table of the results file, or check a page's copy of it."""
 
     results: Path = RESULTS
     check: Path | None = None

@@ -35,7 +35,7 @@ TINY = ["--size", "1500", "--train-steps", "8192", "--checkpoint-every", "2048",
 
 
 def readme_commands() -> list[list[str]]:
-    lines = (ROOT / "README.md").read_text().splitlines()
+    lines = (ROOT / "docs" / "datasets.md").read_text().splitlines()
     return [shlex.split(line)[2:] for line in lines if line.startswith("python scripts/make_dataset.py ")]
 
 

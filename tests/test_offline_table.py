@@ -22,13 +22,13 @@ def _script():
     return module
 
 
-def test_readme_tables_match_the_results_file():
+def test_the_results_pages_tables_match_the_results_file():
     ot = _script()
     records = ot.results_table.load(ROOT / "results" / "offline.jsonl")
     assert records and all({"table", "algo", "dataset", "weighting", "seed", "command", "commit", "final", "curve"} <= set(r)
                            for r in records)
     assert all(r["final"] == r["curve"][-1][1] for r in records)  # the final checkpoint's score, never the best
-    assert ot.readme_table((ROOT / "README.md").read_text()) == ot.render(records)
+    assert ot.readme_table((ROOT / "docs" / "results-offline.md").read_text()) == ot.render(records)
 
 
 def test_recorded_commands_parse_as_the_training_cli(tmp_path):

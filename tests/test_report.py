@@ -239,14 +239,14 @@ def test_results_file_offline_records_and_refusals(report, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("marker, results, where", [
-    ("mujoco_1m", "mujoco_1m.jsonl", []),
-    ("offline_standard", "offline.jsonl", ["table=standard"]),
-    ("offline_generative", "offline.jsonl", ["table=generative"]),
+@pytest.mark.parametrize("page, marker, results, where", [
+    ("results-mujoco.md", "mujoco_1m", "mujoco_1m.jsonl", []),
+    ("results-offline.md", "offline_standard", "offline.jsonl", ["table=standard"]),
+    ("results-offline.md", "offline_generative", "offline.jsonl", ["table=generative"]),
 ])
-def test_readme_tables_are_the_reports_output(report, marker, results, where):
-    """The README's multi-seed tables are `python scripts/report.py results/<file> [--where ...]`."""
-    readme = report.results_table.readme_table((ROOT / "README.md").read_text(), f"<!-- report:{marker} -->")
+def test_the_results_pages_tables_are_the_reports_output(report, page, marker, results, where):
+    """The results pages' multi-seed tables are `python scripts/report.py results/<file> [--where ...]`."""
+    readme = report.results_table.readme_table((ROOT / "docs" / page).read_text(), f"<!-- report:{marker} -->")
     command = " ".join(["python scripts/report.py", f"results/{results}", *(f"--where {w}" for w in where)])
     assert readme == report.main(report.Args([ROOT / "results" / results], where=tuple(where))), \
-        f"README's table differs from its source; regenerate it with: {command}"
+        f"docs/{page}'s table differs from its source; regenerate it with: {command}"

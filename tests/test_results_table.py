@@ -20,11 +20,11 @@ def _script():
     return module
 
 
-def test_readme_table_matches_the_results_file():
+def test_the_results_pages_table_matches_the_results_file():
     rt = _script()
     records = rt.load(ROOT / "results" / "mujoco_1m.jsonl")
     assert records and all({"algo", "env_id", "seed", "command", "commit", "final", "peak"} <= set(r) for r in records)
-    assert rt.readme_table((ROOT / "README.md").read_text()) == rt.render(records)
+    assert rt.readme_table((ROOT / "docs" / "results-mujoco.md").read_text()) == rt.render(records)
 
 
 def test_render_uses_the_latest_record_and_check_fails_on_drift(tmp_path):

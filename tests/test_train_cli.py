@@ -199,8 +199,8 @@ def test_every_option_has_help(cls, capsys):
         assert "classic" not in presets
 
 
-def test_readme_training_commands_parse():
-    """Every `python scripts/train_*.py ...` line the README shows parses with today's CLI."""
+def test_documented_training_commands_parse():
+    """Every `python scripts/train_*.py ...` line of the README and the docs pages parses with today's CLI."""
     import re
     import shlex
     from pathlib import Path
@@ -208,8 +208,9 @@ def test_readme_training_commands_parse():
     from policyopt.algos import ALGORITHMS
     from policyopt.algos.run.train import parse
 
-    readme = Path(__file__).resolve().parent.parent / "README.md"
-    commands = re.findall(r"python scripts/train_(\w+)\.py([^\n`#]*)", readme.read_text())
+    root = Path(__file__).resolve().parent.parent
+    text = "\n".join(p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
+    commands = re.findall(r"python scripts/train_(\w+)\.py([^\n`#]*)", text)
     assert len(commands) >= 5
     for algo, rest in commands:
         argv = shlex.split(rest)
