@@ -32,7 +32,6 @@ from policyopt.algos.core.evaluation import evaluate
 from policyopt.algos.core.logger import RunLogger
 from policyopt.algos.core.presets import preset
 from policyopt.nets.spec import build_module, class_path, current_class_path, module_spec, trusted_classes as trusted
-from policyopt import vecenvs
 from policyopt.vecenvs import TorchVecEnv, check_device
 
 # Metrics an iteration reports as sums over the episodes it finished, not as per-iteration values.
@@ -167,16 +166,6 @@ class Algorithm:
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
-
-    @classmethod
-    def for_run(cls, args: Any, resume_from: Path | None = None) -> "Algorithm":
-        """The agent a training run (:mod:`policyopt.algos.run.train`) uses: a training env from ``args`` and a new
-        agent, or the one in ``resume_from``. Offline families override it to read a dataset instead."""
-        env_kwargs = {"compile": True} if args.env_compile else {}
-        env = vecenvs.make(args.env_id, num_envs=args.num_envs, device=args.device, seed=args.seed, backend=args.backend, **env_kwargs)
-        if resume_from is not None:
-            return cls.load(resume_from, env=env)
-        return cls(env, args.algo)
 
     # --- the loop --------------------------------------------------------------------------
     def learn(

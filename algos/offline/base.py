@@ -21,12 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from policyopt import vecenvs
 from policyopt.algos.core.base import Algorithm, AlgorithmConfig
 from policyopt.algos.core.checkpoint import space_from_description
 from policyopt.algos.offpolicy.base import step_into_buffer
 from policyopt.buffers import REWARD_CONVENTIONS, OfflineDataset, ReplayBuffer, make_sampler
-from policyopt.buffers.dataset import load_dataset, normalized_score
+from policyopt.buffers.dataset import normalized_score
 from policyopt.buffers.samplers import SAMPLERS
 from policyopt.nets import CriticEnsemble, DeterministicActor, QCritic, default_init
 from policyopt.vecenvs import RecordEpisodeStatistics
@@ -369,20 +368,5 @@ class OfflineAlgorithm(Algorithm):
                              f"{tuple(source.action_space.shape)}")
         return source if device is None else source.to(device)
 
-    @classmethod
-    def for_run(cls, args: Any, resume_from: Path | None = None) -> "OfflineAlgorithm":
-        """The training CLI's agent: the dataset from ``--dataset`` (a file, a Minari directory or id,
-        or a D4RL name), checked against ``--env-id``'s spaces, and a new agent or the one in ``resume_from``."""
-        if not getattr(args, "dataset", None):
-            raise ValueError(f"{cls.__name__} trains from a dataset: pass --dataset PATH (a D4RL hdf5 file, a Minari "
-                             "directory, an .npz), a Minari id or a D4RL name")
-        dataset = load_dataset(args.dataset, device=args.device)
-        env = vecenvs.make(args.env_id, num_envs=1, device=args.device)
-        dataset.check_env(env)
-        dataset.action_space = env.single_action_space  # the env's bounds, which a D4RL file does not store
-        env.close()
-        if resume_from is not None:
-            return cls.load(resume_from, dataset=dataset)
-        return cls(dataset, args.algo)
 
 

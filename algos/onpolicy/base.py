@@ -5,7 +5,6 @@ PPO, SPO and TRPO only add a config and an ``update``.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -149,16 +148,6 @@ class OnPolicyAlgorithm(Algorithm):
         if self.world is None:
             return RunningMeanStd(shape, device=self.device)
         return distributed.SyncedRunningMeanStd(self.world, shape, device=self.device)
-
-    @classmethod
-    def for_run(cls, args: Any, resume_from: Path | None = None) -> "OnPolicyAlgorithm":
-        """The base's agent; under torchrun its env is this rank's share of ``--num-envs`` on this rank's
-        device, seeded with the rank's own seed."""
-        world = distributed.current()
-        if world is not None:
-            args = dataclasses.replace(args, num_envs=world.local_num_envs(args.num_envs), seed=world.rank_seed(args.seed),
-                                       device=str(world.device))
-        return super().for_run(args, resume_from)
 
     def default_policy(self) -> StochasticPolicy:
         """The policy built when none is passed: Gaussian or categorical from the config (DPPO, FPO: generative)."""

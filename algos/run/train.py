@@ -27,6 +27,7 @@ from policyopt.algos.core.checkpoint import config_from_dict, load_checkpoint, r
 from policyopt.algos.core.logger import CONFIG_FILE, METRICS_FILE, RunLogger
 from policyopt.algos.core.presets import PRESETS
 from policyopt.algos.run.rundir import DirectoryLock, move_aside, remove_temporary_files
+from policyopt.buffers import load_dataset
 
 
 @dataclass
@@ -184,6 +185,31 @@ def default_run_dir(algo_cls: type[Algorithm], args: TrainArgs) -> Path:
     return Path("runs") / algo_cls.__name__.lower() / name / f"seed{args.seed}"
 
 
+def build_agent(algo_cls: type[Algorithm], args: TrainArgs, resume_from: Path | None = None) -> Algorithm:
+    """The agent a training run uses: a new one, or the one in ``resume_from``, on what ``args`` name.
+
+    Online, a training env from ``args`` (under torchrun: this rank's share of ``--num-envs`` on its device,
+    seeded with its own seed). Offline, the dataset from ``--dataset`` (a file, a Minari directory or id,
+    or a D4RL name), checked against ``--env-id``'s spaces, whose bounds it takes."""
+    if algo_cls.trains_on_dataset:
+        if not getattr(args, "dataset", None):
+            raise ValueError(f"{algo_cls.__name__} trains from a dataset: pass --dataset PATH (a D4RL hdf5 file, a Minari "
+                             "directory, an .npz), a Minari id or a D4RL name")
+        dataset = load_dataset(args.dataset, device=args.device)
+        env = vecenvs.make(args.env_id, num_envs=1, device=args.device)
+        dataset.check_env(env)
+        dataset.action_space = env.single_action_space  # the env's bounds, which a D4RL file does not store
+        env.close()
+        return algo_cls.load(resume_from, dataset=dataset) if resume_from is not None else algo_cls(dataset, args.algo)
+    world = distributed.current()  # only the on-policy family runs under torchrun (distributed.check_launch)
+    if world is not None:
+        args = dataclasses.replace(args, num_envs=world.local_num_envs(args.num_envs), seed=world.rank_seed(args.seed),
+                                   device=str(world.device))
+    env_kwargs = {"compile": True} if args.env_compile else {}
+    env = vecenvs.make(args.env_id, num_envs=args.num_envs, device=args.device, seed=args.seed, backend=args.backend, **env_kwargs)
+    return algo_cls.load(resume_from, env=env) if resume_from is not None else algo_cls(env, args.algo)
+
+
 def check_args(args: TrainArgs) -> None:
     """Reject nonsensical values before anything is built or written."""
     rules = [("total_steps", args.total_steps >= 1, "a positive number of env steps"),
@@ -236,7 +262,7 @@ def _train_locked(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
     if world is not None:
         world.barrier()  # every rank has checked run_dir before rank 0 writes to it
-    agent = algo_cls.for_run(args, resume_from=ckpt if args.resume else None)
+    agent = build_agent(algo_cls, args, resume_from=ckpt if args.resume else None)
     if args.resume and is_main:
         print(f"resumed {algo_cls.__name__} from {ckpt} at env step {agent.global_step:,}")
     eval_env = None
