@@ -29,20 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from policyopt.buffers.dataset import OfflineDataset  # noqa: E402
 from policyopt.buffers.samplers import make_sampler  # noqa: E402
-
-
-def synthetic(n: int, episode_len: int, obs_dim: int = 17, act_dim: int = 6, seed: int = 0) -> dict[str, np.ndarray]:
-    """D4RL-shaped arrays: episodes of random lengths up to ``episode_len``, some terminated, some timed out."""
-    rng = np.random.default_rng(seed)
-    obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
-    ends = np.cumsum(rng.integers(episode_len // 4, episode_len + 1, size=n // (episode_len // 4) + 1))
-    ends = ends[ends < n] - 1
-    terminals, timeouts = np.zeros(n, bool), np.zeros(n, bool)
-    kind = rng.random(len(ends)) < 0.5
-    terminals[ends[kind]], timeouts[ends[~kind]] = True, True
-    return {"observations": obs, "actions": rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
-            "rewards": rng.normal(size=n).astype(np.float32), "terminals": terminals, "timeouts": timeouts,
-            "next_observations": np.roll(obs, -1, 0)}
+from policyopt.algos.run.benchmarks import synthetic  # noqa: E402
 
 
 def best_of(fn, repeats: int, calls: int) -> float:

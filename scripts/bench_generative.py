@@ -51,15 +51,13 @@ from typing import Any, Callable
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 from policyopt.algos import EDP, FQL, DiffusionBC, DiffusionQL  # noqa: E402
-from bench_learner import print_table  # noqa: E402
 from policyopt.algos.offline.generative.diffusion_bc import DiffusionBCConfig  # noqa: E402
 from policyopt.algos.offline.generative.diffusion_ql import DiffusionQLConfig  # noqa: E402
 from policyopt.algos.offline.generative.edp import EDPConfig  # noqa: E402
 from policyopt.algos.offline.generative.fql import FQLConfig, OneStepActor  # noqa: E402
-from bench_datasets import synthetic  # noqa: E402
+from policyopt.algos.run.benchmarks import load, print_table, progress, short_error, synthetic  # noqa: E402
 from policyopt.buffers import OfflineDataset  # noqa: E402
 from policyopt.nets.actors import GaussianActor  # noqa: E402
 from policyopt.nets.generative import ConsistencyPolicy, DiffusionPolicy, FlowPolicy  # noqa: E402
@@ -80,18 +78,6 @@ SOME_COMPILE = ("Gaussian", "diffusion K=5 / ddpm")  # one plain MLP, one unroll
 
 
 # --- helpers --------------------------------------------------------------------------------------
-def progress(msg: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def load() -> str:
-    return f"load average {os.getloadavg()[0]:.2f}"
-
-
-def short_error(e: BaseException) -> str:
-    return f"{type(e).__name__}: {' '.join(str(e).split())[:160]}".replace("|", "/")
-
-
 def threads() -> str:
     n = torch.get_num_threads()
     return f"{n} torch thread{'s' * (n > 1)}"
@@ -395,8 +381,8 @@ def section_updates(quick: bool, ks: tuple[int, ...], hidden: tuple[int, ...], b
 # --- main -----------------------------------------------------------------------------------------------
 def section_scores(results: Path) -> None:
     """The generative table of the offline results: final normalized scores beside BC, TD3+BC and IQL on the same files."""
-    import offline_table
-    import results_table
+    from policyopt.algos.run import offline_table
+    from policyopt.algos.run import results_table
 
     print(f"\n## scores: final normalized scores from {results.relative_to(ROOT) if results.is_relative_to(ROOT) else results}")
     print("(training runs, not timed here: `python scripts/offline_table.py run --tables generative`, then `resample`)")

@@ -86,7 +86,6 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 from policyopt import vecenvs  # noqa: E402
 from policyopt.algos import (BC, DPPO, DSRL, FPO, PPO, Algorithm, BCConfig, DiffusionBC, DiffusionBCConfig, DPPOConfig,  # noqa: E402
@@ -96,8 +95,7 @@ from policyopt.algos.offpolicy.dsrl import BasePolicy  # noqa: E402
 from policyopt.algos.core.evaluation import evaluate  # noqa: E402
 from policyopt.algos.offline.base import DatasetSpaces  # noqa: E402
 from policyopt.algos.onpolicy.base import OnPolicyAlgorithm  # noqa: E402
-from bench_generative import load, progress, short_error  # noqa: E402
-from bench_learner import print_table  # noqa: E402
+from policyopt.algos.run.benchmarks import load, print_table, progress, short_error  # noqa: E402
 from policyopt.buffers import OfflineDataset  # noqa: E402
 from policyopt.buffers.dataset import load_dataset  # noqa: E402
 from policyopt.nets import DeterministicActor, DistributionPolicy  # noqa: E402

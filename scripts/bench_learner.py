@@ -51,6 +51,7 @@ import torch
 
 from policyopt import vecenvs
 from policyopt.algos import PPO, SAC, TD3, PPOConfig, SACConfig, TD3Config
+from policyopt.algos.run.benchmarks import load, print_table, progress
 
 ENV_ID = "HalfCheetah-v5"
 #: CleanRL's ppo_continuous_action.py on this machine, as the issue quotes it (steps/s)
@@ -79,25 +80,6 @@ def fmt(x: Any, spec: str = ",.0f") -> str:
 
 def ratio(x: float | None, base: float | None) -> str:
     return f"{x / base:.2f}x" if x and base else "-"
-
-
-def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    print()
-    print(title)
-    print()
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
-    print(flush=True)
-
-
-def load() -> str:
-    return f"load average {os.getloadavg()[0]:.2f}"
-
-
-def progress(msg: str) -> None:
-    print(f"  [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def sb3_vec_env(env_id: str, n_envs: int, seed: int):

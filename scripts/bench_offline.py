@@ -18,7 +18,6 @@ import argparse
 import json
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,10 +25,9 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 from policyopt import algos  # noqa: E402
-from bench_datasets import synthetic  # noqa: E402
+from policyopt.algos.run.benchmarks import synthetic  # noqa: E402
 from policyopt.buffers import OfflineDataset  # noqa: E402
 
 # d3rlpy's side: the same hdf5 file, 256x256 networks (CQL and ReBRAC: our 3x256 defaults), the same batch

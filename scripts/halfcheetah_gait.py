@@ -16,7 +16,6 @@ and each episode's return with its upside-down fraction.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,7 @@ from typing import Any
 import torch
 import tyro
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import evaluate as evaluate_script  # noqa: E402  (checkpoint_path, load_agent: how evaluate.py loads a run)
+from policyopt.algos.run import evaluate as evaluate_script  # noqa: E402  (checkpoint_path, load_agent: how evaluate.py loads a run)
 from policyopt import vecenvs  # noqa: E402
 from policyopt.algos.core.evaluation import evaluate  # noqa: E402
 

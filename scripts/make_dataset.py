@@ -8,21 +8,7 @@ Example (Hopper-v5, every standard level at D4RL's sizes, plus two of Hong et al
 One build per --out-dir at a time: a second exits with an error naming the first's PID.
 """
 
-import torch
-import tyro
-
-from policyopt.algos.run.d4rl_recipe import DatasetRecipe, make_datasets
-from policyopt.algos.run.rundir import DirectoryLockedError
-
-
-def main(argv: list[str] | None = None) -> dict:
-    recipe = tyro.cli(DatasetRecipe, args=argv, description=__doc__.splitlines()[0])
-    torch.set_num_threads(1)  # small networks and batched envs run fastest on one thread
-    try:
-        return make_datasets(recipe)
-    except DirectoryLockedError as e:  # another build owns --out-dir: say so without a traceback
-        raise SystemExit(f"make_dataset.py: {e}") from None
-
+from policyopt.algos.run.d4rl_recipe import cli as main
 
 if __name__ == "__main__":
     main()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import runpy
 import sys
@@ -15,15 +14,13 @@ from policyopt import vecenvs
 from policyopt.algos import PPO, PPOConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "evaluate.py"
 
 
 def load_evaluate_module():
-    spec = importlib.util.spec_from_file_location("policyopt_evaluate", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    """The evaluation CLI's module (scripts/evaluate.py is a thin call into it)."""
+    from policyopt.algos.run import evaluate
+
+    return evaluate
 
 
 def train_run(root: Path, env_id: str, config: dict | None = None) -> Path:

@@ -86,3 +86,28 @@ def test_the_wheel_installs_only_policyopt_and_imports_beside_a_users_own_algos_
             "assert 'site-packages' in policyopt.__file__, policyopt.__file__; assert 'algos' not in sys.modules; print('ok')")
     done = subprocess.run([str(python), "-c", code], cwd=user, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_scripts_are_thin_and_import_no_other_script():
+    names = {p.stem for p in (ROOT / "scripts").glob("*.py")}
+    for path in (ROOT / "scripts").glob("*.py"):
+        lines = len(path.read_text().splitlines())
+        assert path.stem.startswith("bench_") or lines <= 150, f"{path.name}: {lines} lines; its logic belongs in the package"
+        assert not {m.split(".")[0] for m in imported_modules(path)} & names, f"{path.name} imports another script"
+        assert "sys.path" not in path.read_text(), f"{path.name} edits sys.path"
+
+
+def test_the_policyopt_command_trains_and_names_what_it_knows(tmp_path, capsys):
+    from policyopt.cli import main
+
+    agent = main(["train", "ppo", "--env-id", "CartPole-v1", "--num-envs", "2", "--total-steps", "32", "--eval-every", "0",
+                  "--no-progress", "--algo.num-steps", "16", "--algo.num-minibatches", "2", "--run-dir", str(tmp_path / "r")])
+    assert agent.global_step == 32 and (tmp_path / "r" / "checkpoint.pt").is_file()
+    result = main(["evaluate", str(tmp_path / "r"), "--episodes", "2"])
+    assert result["episodes"] == 2
+    with pytest.raises(SystemExit, match="expected an algorithm, one of ppo, spo"):
+        main(["train", "ppx"])
+    with pytest.raises(SystemExit, match="unknown command 'trian'; expected train or one of evaluate"):
+        main(["trian"])
+    main(["--help"])
+    assert "policyopt train ALGO" in capsys.readouterr().out

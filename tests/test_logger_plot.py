@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import glob
-import importlib.util
 import itertools
 import json
 import shlex
 import struct
-import sys
 from pathlib import Path
 from unittest import mock
 
@@ -22,11 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_plot_module():
-    spec = importlib.util.spec_from_file_location("policyopt_plot", ROOT / "scripts" / "plot.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    from policyopt.algos.run import plot
+
+    return plot
 
 
 def test_logger_writes_jsonl_tensorboard_and_config(tmp_path):

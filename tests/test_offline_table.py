@@ -3,10 +3,8 @@ the commands it records are the training CLI's own."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,11 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("offline_table", ROOT / "scripts" / "offline_table.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["offline_table"] = module
-    spec.loader.exec_module(module)
-    return module
+    from policyopt.algos.run import offline_table
+
+    return offline_table
 
 
 def test_the_results_pages_tables_match_the_results_file():

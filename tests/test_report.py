@@ -3,9 +3,7 @@ evaluations, and runs it cannot compare are refused by name."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +17,9 @@ REPS, SEED = 300, 7
 
 @pytest.fixture(scope="module")
 def report():
-    spec = importlib.util.spec_from_file_location("report", ROOT / "scripts" / "report.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["report"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    from policyopt.algos.run import report
+
+    return report
 
 
 def write_run(root: Path, algo: str, task: str, seed: int, final: float | None, norm: float | None = None,

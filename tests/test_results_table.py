@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,11 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("results_table", ROOT / "scripts" / "results_table.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["results_table"] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
+    from policyopt.algos.run import results_table
+
+    return results_table
 
 
 def test_the_results_pages_table_matches_the_results_file():

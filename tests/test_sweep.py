@@ -16,8 +16,7 @@ import torch
 from policyopt.algos.core.logger import RunLogger, read_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-import sweep  # noqa: E402
+from policyopt.algos.run import sweep  # noqa: E402
 from lock_holder import hold_lock  # noqa: E402
 
 # PPO on CartPole in a few hundred env steps: tiny nets, eager, 2 envs x 32 steps per rollout.

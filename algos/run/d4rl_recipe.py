@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from policyopt import vecenvs
 from policyopt.algos.core.base import Algorithm
 from policyopt.algos.core.evaluation import evaluate
-from policyopt.algos.run.rundir import DirectoryLock, remove_temporary_files
+from policyopt.algos.run.rundir import DirectoryLock, DirectoryLockedError, remove_temporary_files
 from policyopt.buffers.dataset import EpisodeRecorder, OfflineDataset, concatenate, mix_datasets, normalized_score
 from policyopt.vecenvs import TorchVecEnvWrapper
 
@@ -342,3 +342,15 @@ def _write(data: OfflineDataset, out: Path, stem: str, formats: tuple[str, ...])
         dataset_id = data.metadata["dataset_id"]
         paths["minari"] = data.save_minari(out / "minari" / dataset_id, dataset_id=dataset_id)
     return paths
+
+
+def cli(argv: list[str] | None = None) -> dict:
+    """``make-dataset``'s command line: build the recipe's datasets; another build on --out-dir exits naming its PID."""
+    import tyro
+
+    recipe = tyro.cli(DatasetRecipe, args=argv, description="Build D4RL-recipe datasets locally")
+    torch.set_num_threads(1)  # small networks and batched envs run fastest on one thread
+    try:
+        return make_datasets(recipe)
+    except DirectoryLockedError as e:  # another build owns --out-dir: say so without a traceback
+        raise SystemExit(f"make_dataset.py: {e}") from None

@@ -1,0 +1,5 @@
+"""``python -m policyopt``: the ``policyopt`` command."""
+
+from policyopt.cli import main
+
+main()
