@@ -111,3 +111,12 @@ def test_the_policyopt_command_trains_and_names_what_it_knows(tmp_path, capsys):
         main(["trian"])
     main(["--help"])
     assert "policyopt train ALGO" in capsys.readouterr().out
+
+
+def test_no_algorithm_sits_more_than_three_levels_below_algorithm():
+    """Algorithm, the family, the algorithm, and at most one level for a variant whose config inherits too."""
+    from policyopt.algos import ALGORITHMS, Algorithm
+
+    for name, cls in ALGORITHMS.items():
+        chain = [k for k in cls.__mro__ if isinstance(k, type) and issubclass(k, Algorithm) and k is not Algorithm]
+        assert len(chain) <= 3, f"{name}: {' < '.join(k.__name__ for k in chain)}"

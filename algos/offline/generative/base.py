@@ -9,12 +9,16 @@
   updates, from update 1000; before that the EMA copy keeps its initial weights, as their code);
 - pure losses: :func:`normalized_q_loss` (the Q term divided by a detached mean |Q|) and
   :func:`select_candidates`;
-- :class:`GenerativeOfflineAlgorithm`: the twin critics and their TD update (optionally with the
-  max-Q backup), and acting with candidate resampling.
+- :class:`GenerativeOfflineAlgorithm`: the pieces every algorithm below composes in its own
+  ``_setup`` and ``update`` (the actor and its Adam, the EMA copy, the twin critics and their TD
+  update, optionally with the max-Q backup, the Q-guided actor loss), and acting with candidate
+  resampling. Each algorithm subclasses it directly: variants share functions, not a chain of
+  ``super()`` calls.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -137,6 +141,24 @@ class GenerativeOfflineAlgorithm(OfflineAlgorithm):
                              "(DiffusionQL, EDP, ConsistencyAC, FQL)")
 
     # --- the shared pieces of the updates ------------------------------------------------------
+    def setup_actor(self, build: Callable[[], nn.Module], learning_rate: float) -> None:
+        """The policy (``build()``, unless one was passed in) on the device, and its Adam (``optimizers['actor']``)."""
+        if self.policy is None:
+            self.policy = build()
+        self.policy = self.policy.to(self.device)
+        self.optimizers["actor"] = self.adam(self.policy.parameters(), learning_rate)
+
+    def setup_ema(self) -> None:
+        """``policy_ema``: a frozen copy of the policy that :meth:`update_ema` moves (Diffusion-QL's EMA actor)."""
+        self.policy_ema = copy.deepcopy(self.policy).requires_grad_(False)
+        self._policy_params, self._ema_params = list(self.policy.parameters()), list(self.policy_ema.parameters())
+
+    def update_ema(self) -> None:
+        """Move the EMA copy towards the policy when :meth:`ema_due`."""
+        if self.ema_due():
+            with torch.no_grad():
+                ema_update(self._ema_params, self._policy_params, self.config.ema_decay)
+
     def setup_critics(self, learning_rate: float, layer_norm: bool = False) -> None:
         """Twin critics, their frozen target and their Adam (``optimizers['critic']``)."""
         self.critic, self.critic_target = self.twin_critics(layer_norm=layer_norm)

@@ -40,12 +40,12 @@ it returns 1,026, with the actions at the bounds as often as the BC policy's.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from policyopt.algos.offline.generative.base import EMAConfig, GenerativeOfflineAlgorithm, GenerativeOfflineConfig, QGuidanceConfig, ema_update
+from policyopt.algos.offline.generative.base import EMAConfig, GenerativeOfflineAlgorithm, GenerativeOfflineConfig, QGuidanceConfig
 from policyopt.nets.generative import ConsistencyPolicy, consistency_num_scales
 
 
@@ -102,70 +102,91 @@ def curriculum_scales(progress: float, initial: int, final: int) -> int:
 
 
 class ConsistencyBC(GenerativeOfflineAlgorithm):
-    """Consistency training of a :class:`ConsistencyPolicy` against its EMA copy. Also the base of Consistency-AC."""
+    """Consistency training of a :class:`ConsistencyPolicy` against its EMA copy (or itself: ``consistency_target="online"``)."""
 
     config_class = ConsistencyBCConfig
     config: ConsistencyBCConfig
 
     def _setup(self) -> None:
-        cfg = self.config
-        if self.policy is None:
-            self.policy = ConsistencyPolicy(self.obs_dim, self.act_dim, num_scales=cfg.num_scales, sample_steps=cfg.sample_steps,
-                                            loss=cfg.consistency_loss, hidden=cfg.actor_hidden, activation=cfg.activation,
-                                            time_dim=cfg.time_dim)
-        self.policy = self.policy.to(self.device)
-        self.policy_ema = copy.deepcopy(self.policy).requires_grad_(False)
-        self._policy_params, self._ema_params = list(self.policy.parameters()), list(self.policy_ema.parameters())
-        self.optimizers["actor"] = self.adam(self.policy.parameters(), cfg.learning_rate)
+        setup_consistency_policy(self)
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"policy": self.policy, "policy_ema": self.policy_ema, "obs_normalizer": self.obs_normalizer}
 
-    def num_scales_at(self, progress: float) -> int:
-        """The curriculum's N at ``progress`` (a Python int, from the run's fraction done: a resume sees the same)."""
-        cfg = self.config
-        if not cfg.curriculum or self.online:  # online: the top of the curriculum
-            return cfg.num_scales
-        return curriculum_scales(progress, cfg.initial_scales, cfg.num_scales)
-
     def consistency_loss(self, batch: dict[str, torch.Tensor], progress: float) -> torch.Tensor:
-        """L_CT against the EMA copy (or the policy itself: ``consistency_target="online"``), at the curriculum's N."""
-        target = self.policy_ema if self.config.consistency_target == "ema" else None
-        return self.policy.bc_loss(batch["obs"], batch["actions"], target=target,
-                                   num_scales=self.num_scales_at(progress), scale_by_gap=self.config.scale_consistency_loss)
+        return consistency_loss(self, batch, progress)
 
     def actor_loss(self, batch: dict[str, torch.Tensor], progress: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_CT alone (Consistency-BC)."""
-        loss = self.consistency_loss(batch, progress)
+        loss = consistency_loss(self, batch, progress)
         return loss, {"bc_loss": loss.detach()}
 
     def update(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
-        cfg = self.config
-        metrics = self.critic_step(batch, self.policy_ema.sample, cfg.grad_norm) if self.critic is not None else {}
-        loss, extra = self.actor_loss(batch, progress)
-        self.step("actor", loss, cfg.grad_norm)
-        if self.ema_due():
-            with torch.no_grad():
-                ema_update(self._ema_params, self._policy_params, cfg.ema_decay)
-        if self.critic is not None:
-            self.update_critic_targets()
-        return {**metrics, "actor_loss": loss.detach(), **extra, "num_scales": float(self.num_scales_at(progress))}
+        return consistency_update(self, batch, progress, self.actor_loss)
 
 
-class ConsistencyAC(ConsistencyBC):
+class ConsistencyAC(GenerativeOfflineAlgorithm):
     """Consistency-AC: Consistency-BC's loss plus Diffusion-QL's Q term through the sampled actions, twin critics."""
 
     config_class = ConsistencyACConfig
     config: ConsistencyACConfig
 
     def _setup(self) -> None:
-        super()._setup()
+        setup_consistency_policy(self)
         self.setup_critics(self.config.learning_rate)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {**super().modules(), "critic": self.critic, "critic_target": self.critic_target}
+        return {"policy": self.policy, "policy_ema": self.policy_ema, "obs_normalizer": self.obs_normalizer,
+                "critic": self.critic, "critic_target": self.critic_target}
+
+    def consistency_loss(self, batch: dict[str, torch.Tensor], progress: float) -> torch.Tensor:
+        return consistency_loss(self, batch, progress)
 
     def actor_loss(self, batch: dict[str, torch.Tensor], progress: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_CT + eta L_q, the action sampled in ``sample_steps`` steps with gradient."""
         obs = batch["obs"]
-        return self.q_guided_loss(obs, self.consistency_loss(batch, progress), self.policy.sample(obs, grad=True))
+        return self.q_guided_loss(obs, consistency_loss(self, batch, progress), self.policy.sample(obs, grad=True))
+
+    def update(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
+        return consistency_update(self, batch, progress, self.actor_loss)
+
+
+# --- what Consistency-BC and Consistency-AC share ---------------------------------------------------
+def setup_consistency_policy(agent: GenerativeOfflineAlgorithm) -> None:
+    """The :class:`ConsistencyPolicy` (unless one was passed in), its Adam and its EMA copy."""
+    cfg = agent.config
+    agent.setup_actor(lambda: ConsistencyPolicy(agent.obs_dim, agent.act_dim, num_scales=cfg.num_scales,
+                                                sample_steps=cfg.sample_steps, loss=cfg.consistency_loss,
+                                                hidden=cfg.actor_hidden, activation=cfg.activation, time_dim=cfg.time_dim),
+                      cfg.learning_rate)
+    agent.setup_ema()
+
+
+def num_scales_at(agent: GenerativeOfflineAlgorithm, progress: float) -> int:
+    """The curriculum's N at ``progress`` (a Python int, from the run's fraction done: a resume sees the same)."""
+    cfg = agent.config
+    if not cfg.curriculum or agent.online:  # online: the top of the curriculum
+        return cfg.num_scales
+    return curriculum_scales(progress, cfg.initial_scales, cfg.num_scales)
+
+
+def consistency_loss(agent: GenerativeOfflineAlgorithm, batch: dict[str, torch.Tensor], progress: float) -> torch.Tensor:
+    """L_CT against the EMA copy (or the policy itself: ``consistency_target="online"``), at the curriculum's N."""
+    target = agent.policy_ema if agent.config.consistency_target == "ema" else None
+    return agent.policy.bc_loss(batch["obs"], batch["actions"], target=target, num_scales=num_scales_at(agent, progress),
+                                scale_by_gap=agent.config.scale_consistency_loss)
+
+
+def consistency_update(agent: GenerativeOfflineAlgorithm, batch: dict[str, torch.Tensor], progress: float,
+                       actor_loss: Callable[[dict[str, torch.Tensor], float], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+                       ) -> dict[str, torch.Tensor]:
+    """One update: the twin critics first where there are some (TD targets from the EMA copy's samples), then
+    ``actor_loss``, the EMA copy and the target critics."""
+    cfg = agent.config
+    metrics = agent.critic_step(batch, agent.policy_ema.sample, cfg.grad_norm) if agent.critic is not None else {}
+    loss, extra = actor_loss(batch, progress)
+    agent.step("actor", loss, cfg.grad_norm)
+    agent.update_ema()
+    if agent.critic is not None:
+        agent.update_critic_targets()
+    return {**metrics, "actor_loss": loss.detach(), **extra, "num_scales": float(num_scales_at(agent, progress))}

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from policyopt.algos.offline.generative.base import GenerativeOfflineAlgorithm, GenerativeOfflineConfig
 from policyopt.nets.generative import DiffusionPolicy, FlowPolicy
@@ -51,25 +52,27 @@ class DiffusionBCConfig(GenerativeOfflineConfig):
             raise ValueError(f"family={self.family!r} is Diffusion-BC's option; {type(self).__name__} trains a diffusion policy")
 
 
+def build_policy(cfg: DiffusionBCConfig, obs_dim: int, act_dim: int) -> nn.Module:
+    """The config's policy: a :class:`DiffusionPolicy`, or with ``family="flow"`` a :class:`FlowPolicy`
+    (Diffusion-BC's, and Diffusion-QL's and EDP's actor)."""
+    if cfg.family == "flow":
+        steps = 10 if cfg.sample_steps is None else cfg.sample_steps  # FQL's and FPO's Euler steps
+        return FlowPolicy(obs_dim, act_dim, sample_steps=steps, hidden=cfg.actor_hidden, activation=cfg.activation,
+                          time_dim=cfg.time_dim)
+    return DiffusionPolicy(obs_dim, act_dim, num_timesteps=cfg.num_timesteps, schedule=cfg.beta_schedule, sampler=cfg.sampler,
+                           sample_steps=cfg.sample_steps, hidden=cfg.actor_hidden, activation=cfg.activation, time_dim=cfg.time_dim)
+
+
 class DiffusionBC(GenerativeOfflineAlgorithm):
     """Behaviour cloning of a :class:`DiffusionPolicy`, a :class:`FlowPolicy` (``family="flow"``) or any policy
-    with ``bc_loss`` and ``act``. Also the base of Diffusion-QL and EDP, which add critics and a Q term."""
+    with ``bc_loss`` and ``act``. Diffusion-QL and EDP build the same policy (:func:`build_policy`) and add critics."""
 
     config_class = DiffusionBCConfig
     config: DiffusionBCConfig
 
     def _setup(self) -> None:
         cfg = self.config
-        if self.policy is None and cfg.family == "flow":
-            steps = 10 if cfg.sample_steps is None else cfg.sample_steps  # FQL's and FPO's Euler steps
-            self.policy = FlowPolicy(self.obs_dim, self.act_dim, sample_steps=steps, hidden=cfg.actor_hidden,
-                                     activation=cfg.activation, time_dim=cfg.time_dim)
-        elif self.policy is None:
-            self.policy = DiffusionPolicy(self.obs_dim, self.act_dim, num_timesteps=cfg.num_timesteps, schedule=cfg.beta_schedule,
-                                          sampler=cfg.sampler, sample_steps=cfg.sample_steps, hidden=cfg.actor_hidden,
-                                          activation=cfg.activation, time_dim=cfg.time_dim)
-        self.policy = self.policy.to(self.device)
-        self.optimizers["actor"] = self.adam(self.policy.parameters(), cfg.learning_rate)
+        self.setup_actor(lambda: build_policy(cfg, self.obs_dim, self.act_dim), cfg.learning_rate)
         self._bc_loss = self.compiled(self.bc_loss)
 
     def modules(self) -> dict[str, torch.nn.Module]:

@@ -21,14 +21,14 @@ evaluation over training) is not offered: the final checkpoint is what is report
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-from policyopt.algos.offline.generative.diffusion_bc import DiffusionBC, DiffusionBCConfig
-from policyopt.algos.offline.generative.base import EMAConfig, QGuidanceConfig, ema_update
+from policyopt.algos.offline.generative.base import EMAConfig, GenerativeOfflineAlgorithm, QGuidanceConfig
+from policyopt.algos.offline.generative.diffusion_bc import DiffusionBCConfig, build_policy
 
 
 @dataclass
@@ -48,17 +48,16 @@ class DiffusionQLConfig(QGuidanceConfig, EMAConfig, DiffusionBCConfig):
             raise ValueError(f"grad_norm must be >= 0 (0: no clipping), got {self.grad_norm}")
 
 
-class DiffusionQL(DiffusionBC):
+class DiffusionQL(GenerativeOfflineAlgorithm):
     """Diffusion-QL with a :class:`nets.generative.DiffusionPolicy`: the actor's Q term through the sampled chain."""
 
     config_class = DiffusionQLConfig
     config: DiffusionQLConfig
 
     def _setup(self) -> None:
-        super()._setup()
         cfg = self.config
-        self.policy_ema = copy.deepcopy(self.policy).requires_grad_(False)
-        self._policy_params, self._ema_params = list(self.policy.parameters()), list(self.policy_ema.parameters())
+        self.setup_actor(lambda: build_policy(cfg, self.obs_dim, self.act_dim), cfg.learning_rate)
+        self.setup_ema()
         self.setup_critics(cfg.learning_rate)
         self._actor_loss = self.compiled(self.actor_loss)
 
@@ -66,32 +65,36 @@ class DiffusionQL(DiffusionBC):
         return {"policy": self.policy, "policy_ema": self.policy_ema, "critic": self.critic,
                 "critic_target": self.critic_target, "obs_normalizer": self.obs_normalizer}
 
-    def next_actions(self, next_obs: torch.Tensor) -> torch.Tensor:
-        """a' for the TD target: a sample of the EMA actor (its own sampler and steps)."""
-        return self.policy_ema.sample(next_obs)
-
     def actor_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_d + eta L_q with a0 sampled through the whole chain, with gradient (compiled)."""
         obs = batch["obs"]
         pi = self.policy.sample(obs, grad=True)
         return self.q_guided_loss(obs, self.policy.bc_loss(obs, batch["actions"]), pi)
 
-    def set_learning_rates(self, progress: float) -> None:
-        """The cosine decay of both learning rates (a Python float, without a scheduler's state)."""
-        decay = 1.0 if self.online else 0.5 * (1.0 + math.cos(math.pi * progress))
-        for name in ("actor", "critic"):
-            for group in self.optimizers[name].param_groups:
-                group["lr"] = self.config.learning_rate * decay
-
     def update(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
-        cfg = self.config
-        if cfg.cosine_lr:
-            self.set_learning_rates(progress)
-        metrics = self.critic_step(batch, self.next_actions, cfg.grad_norm)
-        loss, extra = self._actor_loss(batch)
-        self.step("actor", loss, cfg.grad_norm)
-        if self.ema_due():
-            with torch.no_grad():
-                ema_update(self._ema_params, self._policy_params, cfg.ema_decay)
-        self.update_critic_targets()
-        return {**metrics, "actor_loss": loss.detach(), **extra}
+        return q_guided_update(self, batch, progress, self._actor_loss)
+
+
+def cosine_learning_rates(agent: GenerativeOfflineAlgorithm, progress: float) -> None:
+    """Both learning rates along a cosine to 0 over the offline updates (a Python float, without a scheduler's state);
+    constant online."""
+    decay = 1.0 if agent.online else 0.5 * (1.0 + math.cos(math.pi * progress))
+    for name in ("actor", "critic"):
+        for group in agent.optimizers[name].param_groups:
+            group["lr"] = agent.config.learning_rate * decay
+
+
+def q_guided_update(agent: GenerativeOfflineAlgorithm, batch: dict[str, torch.Tensor], progress: float,
+                    actor_loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+                    ) -> dict[str, torch.Tensor]:
+    """Diffusion-QL's update: the critics on TD targets from the EMA actor's samples, then ``actor_loss``,
+    the EMA copy and the target critics (EDP's td3 variant runs it with its own actor loss)."""
+    cfg = agent.config
+    if cfg.cosine_lr:
+        cosine_learning_rates(agent, progress)
+    metrics = agent.critic_step(batch, agent.policy_ema.sample, cfg.grad_norm)
+    loss, extra = actor_loss(batch)
+    agent.step("actor", loss, cfg.grad_norm)
+    agent.update_ema()
+    agent.update_critic_targets()
+    return {**metrics, "actor_loss": loss.detach(), **extra}

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import torch
 
-from policyopt.algos.offline.generative.diffusion_ql import DiffusionQL, DiffusionQLConfig
-from policyopt.algos.offline.generative.base import ema_update, normalized_q_loss
+from policyopt.algos.offline.generative.base import GenerativeOfflineAlgorithm, normalized_q_loss
+from policyopt.algos.offline.generative.diffusion_bc import build_policy
+from policyopt.algos.offline.generative.diffusion_ql import DiffusionQLConfig, cosine_learning_rates, q_guided_update
 from policyopt.algos.offline.iql import awr_weights, expectile_loss
 from policyopt.nets import ValueCritic, default_init
 from policyopt.nets.generative import DiffusionPolicy
@@ -97,22 +98,26 @@ def edp_awr_loss(diffusion_loss: torch.Tensor, a0_hat: torch.Tensor, actions: to
     return diffusion_loss.mean() - eta * (weights * log_prob).mean()
 
 
-class EDP(DiffusionQL):
+class EDP(GenerativeOfflineAlgorithm):
     """EDP with a :class:`nets.generative.DiffusionPolicy`: Diffusion-QL's networks, the action approximation's losses."""
 
     config_class = EDPConfig
     config: EDPConfig
 
     def _setup(self) -> None:
-        super()._setup()
         cfg = self.config
+        self.setup_actor(lambda: build_policy(cfg, self.obs_dim, self.act_dim), cfg.learning_rate)
+        self.setup_ema()
+        self.setup_critics(cfg.learning_rate)
+        self._actor_loss = self.compiled(self.actor_loss)
         self.value = None
         if cfg.variant == "iql":
             self.value = default_init(ValueCritic(self.obs_dim, cfg.critic_hidden, cfg.activation)).to(self.device)
             self.optimizers["value"] = self.adam(self.value.parameters(), cfg.learning_rate)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {**super().modules(), **({"value": self.value} if self.value is not None else {})}
+        return {"policy": self.policy, "policy_ema": self.policy_ema, "critic": self.critic, "critic_target": self.critic_target,
+                "obs_normalizer": self.obs_normalizer, **({"value": self.value} if self.value is not None else {})}
 
     def approximate(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The action approximation on the batch's actions at k ~ U{0..K-1}."""
@@ -152,18 +157,16 @@ class EDP(DiffusionQL):
     def update(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
         cfg = self.config
         if cfg.variant == "td3":
-            return super().update(batch, progress)  # Diffusion-QL's update with EDP's actor_loss
+            return q_guided_update(self, batch, progress, self._actor_loss)  # Diffusion-QL's update, EDP's actor loss
         if cfg.cosine_lr:
-            self.set_learning_rates(progress)
+            cosine_learning_rates(self, progress)
         # EDP's order: V, then the policy (on the advantage), then the critics
         v_loss, advantage = self.iql_losses(batch)
         self.step("value", v_loss, cfg.grad_norm)
         loss, extra = self._actor_loss(batch, advantage)
         self.step("actor", loss, cfg.grad_norm)
         metrics = self.iql_critic_step(batch)
-        if self.ema_due():
-            with torch.no_grad():
-                ema_update(self._ema_params, self._policy_params, cfg.ema_decay)
+        self.update_ema()
         self.update_critic_targets()
         return {**metrics, "value_loss": v_loss.detach(), "actor_loss": loss.detach(), "advantage_mean": advantage.mean(),
                 **extra}
