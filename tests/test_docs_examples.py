@@ -1,4 +1,4 @@
-"""The docs pages' Python blocks run as pasted, in a fresh interpreter in an empty folder; the site builds strict;
+"""The README's and the docs pages' Python blocks run as pasted, in a fresh interpreter in an empty folder; the site builds strict;
 CI runs the README's test command."""
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ RUNNABLE = ("index.md", "checkpoints.md")
 
 
 def python_blocks() -> list[tuple[str, str]]:
-    return [(f"{page}:{i}", code) for page in RUNNABLE for i, code in enumerate(BLOCK.findall((DOCS / page).read_text()))]
+    pages = [DOCS.parent / "README.md", *(DOCS / page for page in RUNNABLE)]
+    return [(f"{page.name}:{i}", code) for page in pages for i, code in enumerate(BLOCK.findall(page.read_text()))]
 
 
 @pytest.mark.slow

@@ -27,6 +27,8 @@ class TD3BCConfig(TargetSmoothing, OfflineConfig):
     """Adam learning rate of the actor and the critics"""
     alpha: float = 2.5
     """weight of the Q term: lambda = alpha / mean |Q(s, pi(s))|"""
+    critic_layer_norm: bool = False
+    """LayerNorm after each hidden layer of the critics (off, as TD3+BC's authors and CORL; ReBRAC turns it on)"""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,7 +57,7 @@ class TD3BC(OfflineAlgorithm):
             self.policy = DeterministicActor(self.obs_dim, self.act_dim, cfg.actor_hidden, cfg.activation)
         self.policy = self.policy.to(self.device)
         self.policy_target = copy.deepcopy(self.policy).requires_grad_(False)
-        self.critic, self.critic_target = self.twin_critics(layer_norm=getattr(cfg, "critic_layer_norm", False))
+        self.critic, self.critic_target = self.twin_critics(layer_norm=cfg.critic_layer_norm)
         actor_lr, critic_lr = self.learning_rates()
         self.optimizers["actor"] = self.adam(self.policy.parameters(), actor_lr)
         self.optimizers["critic"] = self.adam(self.critic.parameters(), critic_lr)

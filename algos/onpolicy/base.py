@@ -102,7 +102,6 @@ class OnPolicyAlgorithm(Algorithm):
     config: OnPolicyConfig
     iteration_name = "rollouts of num_steps * num_envs ="
     default_num_envs = 8
-    _pretrained_obs_norm: dict[str, torch.Tensor] | None = None  # set by a default_policy() that loads a pretrained one
     num_envs_help = "a rollout batch holds algo.num_steps * num_envs transitions"
     #: trains data-parallel under torchrun (algos/core/distributed.py): PPO and its subclasses
     supports_data_parallel: ClassVar[bool] = False
@@ -134,8 +133,6 @@ class OnPolicyAlgorithm(Algorithm):
         stateless = type(self.policy).explore is DistributionPolicy.explore
         self._explore = self.compiled(self._explore_and_value) if stateless else self._explore_and_value
         self._setup()
-        if getattr(cfg, "pretrained", None) is not None:  # DPPO, FPO: fine-tuning keeps the pretrained policy's inputs
-            self.freeze_obs_normalization(self._pretrained_obs_norm)
         if self.world is not None:
             # Same seed, same init already; the broadcast makes it so for any policy passed in. Then
             # ranks > 0 reseed, so their action noise and minibatch permutations are their own.

@@ -132,6 +132,7 @@ class DPPO(PPO):
 
     config_class = DPPOConfig
     config: DPPOConfig
+    _pretrained_obs_norm: dict[str, torch.Tensor] | None = None  # the pretrained file's dataset statistics, when loaded
 
     def default_policy(self) -> DiffusionPPOPolicy:
         cfg, space = self.config, self.action_space
@@ -157,6 +158,8 @@ class DPPO(PPO):
                   {"params": list(self.critic.parameters()), "lr": cfg.critic_learning_rate,
                    "lr_scale": cfg.critic_learning_rate / cfg.learning_rate}]
         self.optimizers["adam"] = self.adam(groups, lr=cfg.learning_rate, eps=cfg.adam_eps)
+        if cfg.pretrained is not None:  # fine-tuning keeps the pretrained policy's inputs (a loaded agent: its own)
+            self.freeze_obs_normalization(self._pretrained_obs_norm)
 
     def policy_loss(self, log_ratio: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
         cfg = self.config

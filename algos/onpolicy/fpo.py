@@ -92,6 +92,7 @@ class FPO(PPO):
 
     config_class = FPOConfig
     config: FPOConfig
+    _pretrained_obs_norm: dict[str, torch.Tensor] | None = None  # the pretrained file's dataset statistics, when loaded
 
     def default_policy(self) -> FlowPPOPolicy:
         cfg, space = self.config, self.action_space
@@ -108,6 +109,11 @@ class FPO(PPO):
         return FlowPPOPolicy(
             int(self.observation_space.shape[0]), int(space.shape[0]), low, high,
             flow_kwargs=dict(hidden=cfg.actor_hidden, activation=cfg.activation, time_dim=cfg.time_dim), **kwargs)
+
+    def _setup(self) -> None:
+        super()._setup()
+        if self.config.pretrained is not None:  # fine-tuning keeps the pretrained policy's inputs (a loaded agent: its own)
+            self.freeze_obs_normalization(self._pretrained_obs_norm)
 
     def policy_loss(self, log_ratio: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
         if self.config.fpo_plus:
