@@ -28,9 +28,27 @@ from policyopt.algos.offpolicy.td3 import TD3, TD3Config
 from policyopt.algos.offline.td3bc import TD3BC, TD3BCConfig
 from policyopt.algos.onpolicy.trpo import TRPO, TRPOConfig
 
-ALGORITHMS = {"ppo": PPO, "spo": SPO, "trpo": TRPO, "sac": SAC, "td3": TD3, "bc": BC, "td3bc": TD3BC, "iql": IQL, "cql": CQL,
-              "rebrac": ReBRAC, "diffusion_bc": DiffusionBC, "diffusion_ql": DiffusionQL, "edp": EDP,
-              "consistency_bc": ConsistencyBC, "consistency_ac": ConsistencyAC, "fql": FQL, "dppo": DPPO, "fpo": FPO, "dsrl": DSRL}  # keys: the scripts' names
+ALGORITHMS = {
+    "ppo": PPO,
+    "spo": SPO,
+    "trpo": TRPO,
+    "sac": SAC,
+    "td3": TD3,
+    "bc": BC,
+    "td3bc": TD3BC,
+    "iql": IQL,
+    "cql": CQL,
+    "rebrac": ReBRAC,
+    "diffusion_bc": DiffusionBC,
+    "diffusion_ql": DiffusionQL,
+    "edp": EDP,
+    "consistency_bc": ConsistencyBC,
+    "consistency_ac": ConsistencyAC,
+    "fql": FQL,
+    "dppo": DPPO,
+    "fpo": FPO,
+    "dsrl": DSRL,
+}  # keys: the scripts' names
 
 __all__ = [
     "ALGORITHMS",

@@ -104,8 +104,13 @@ class OfflineDataset:
         source: str = "<arrays>",
         _checked: bool = False,
     ) -> None:
-        arrays = {"observations": observations, "actions": actions, "rewards": rewards, "terminals": terminals,
-                  "timeouts": timeouts}
+        arrays = {
+            "observations": observations,
+            "actions": actions,
+            "rewards": rewards,
+            "terminals": terminals,
+            "timeouts": timeouts,
+        }
         if next_observations is not None:
             arrays["next_observations"] = next_observations
         arrays = {k: _as_numpy(v) for k, v in arrays.items()}
@@ -140,8 +145,12 @@ class OfflineDataset:
         self.action_space = action_space
         for name, space, dim in (("observation", self.observation_space, obs_dim), ("action", self.action_space, act_dim)):
             if tuple(space.shape) != (dim,):
-                raise _error(source, f"{name}s", f"the data has {dim} columns but the {name} space has shape {space.shape}",
-                             f"[N, {space.shape[0] if space.shape else '?'}]")
+                raise _error(
+                    source,
+                    f"{name}s",
+                    f"the data has {dim} columns but the {name} space has shape {space.shape}",
+                    f"[N, {space.shape[0] if space.shape else '?'}]",
+                )
 
     # --- episodes ---------------------------------------------------------------------------
     def _index_episodes(self) -> None:
@@ -170,8 +179,10 @@ class OfflineDataset:
         return self.num_transitions
 
     def __repr__(self) -> str:
-        return (f"OfflineDataset({self.source!r}, {self.num_transitions:,} transitions, {self.num_episodes:,} episodes, "
-                f"obs {tuple(self.observation_space.shape)}, act {tuple(self.action_space.shape)}, {self.device})")
+        return (
+            f"OfflineDataset({self.source!r}, {self.num_transitions:,} transitions, {self.num_episodes:,} episodes, "
+            f"obs {tuple(self.observation_space.shape)}, act {tuple(self.action_space.shape)}, {self.device})"
+        )
 
     @property
     def initial_observations(self) -> Tensor:
@@ -182,9 +193,13 @@ class OfflineDataset:
         """The transitions at ``index``, keyed as :meth:`buffers.ReplayBuffer.sample`'s batches
         (``obs, actions, rewards, next_obs, terminated`` float 0/1) plus ``timeouts`` and ``next_actions``."""
         return {
-            "obs": self.observations[index], "actions": self.actions[index], "rewards": self.rewards[index],
-            "next_obs": self.next_observations[index], "terminated": self.terminals[index].float(),
-            "timeouts": self.timeouts[index].float(), "next_actions": self.next_actions[index],
+            "obs": self.observations[index],
+            "actions": self.actions[index],
+            "rewards": self.rewards[index],
+            "next_obs": self.next_observations[index],
+            "terminated": self.terminals[index].float(),
+            "timeouts": self.timeouts[index].float(),
+            "next_actions": self.next_actions[index],
         }
 
     def observation_stats(self, eps: float = 1e-3) -> tuple[Tensor, Tensor]:
@@ -197,8 +212,16 @@ class OfflineDataset:
         device = torch.device(device)
         if device == self.device:
             return self
-        return OfflineDataset(**self._arrays(), infos=self.infos, metadata=self.metadata, observation_space=self.observation_space,
-                              action_space=self.action_space, device=device, source=self.source, _checked=True)
+        return OfflineDataset(
+            **self._arrays(),
+            infos=self.infos,
+            metadata=self.metadata,
+            observation_space=self.observation_space,
+            action_space=self.action_space,
+            device=device,
+            source=self.source,
+            _checked=True,
+        )
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k).cpu().numpy() for k in (*REQUIRED_KEYS, "next_observations")}
@@ -210,8 +233,12 @@ class OfflineDataset:
         for name, space, dim in (("observations", obs, self.observations.shape[1]), ("actions", act, self.actions.shape[1])):
             if tuple(space.shape) != (dim,):
                 env_id = getattr(getattr(env, "spec", None), "id", None) or type(env).__name__
-                raise _error(self.source, name, f"the data has {dim} columns but env {env_id} has shape {tuple(space.shape)}",
-                             f"a dataset recorded on an env with {name} of shape {tuple(space.shape)}")
+                raise _error(
+                    self.source,
+                    name,
+                    f"the data has {dim} columns but env {env_id} has shape {tuple(space.shape)}",
+                    f"a dataset recorded on an env with {name} of shape {tuple(space.shape)}",
+                )
 
     # --- scores and rewards -------------------------------------------------------------------
     def reference_scores(self) -> tuple[float, float]:
@@ -237,7 +264,9 @@ class OfflineDataset:
         """``100 * (R - min) / (max - min)`` with :meth:`reference_scores` (D4RL's convention, x100)."""
         return normalized_score(returns, *self.reference_scores())
 
-    def transform_rewards(self, convention: str = "none", scale: float | None = None, bias: float | None = None) -> "OfflineDataset":
+    def transform_rewards(
+        self, convention: str = "none", scale: float | None = None, bias: float | None = None
+    ) -> "OfflineDataset":
         """Rewrite the rewards in place by a :data:`REWARD_CONVENTIONS` name, then ``scale``/``bias``
         if given: ``r * (1000 / (max return - min return) if the convention asks) * scale + bias``."""
         if convention not in REWARD_CONVENTIONS:
@@ -247,7 +276,9 @@ class OfflineDataset:
         if by_range:
             spread = float(self.episode_returns.max() - self.episode_returns.min())
             if spread == 0.0:
-                raise DatasetError(f"{self.source}: every episode has the same return; '{convention}' divides by the return range")
+                raise DatasetError(
+                    f"{self.source}: every episode has the same return; '{convention}' divides by the return range"
+                )
             s *= 1000.0 / spread
         self.rewards = self.rewards * s + b
         self._index_episodes()
@@ -267,8 +298,9 @@ class OfflineDataset:
         if path.is_dir():
             data = path / "data" if (path / "data" / "metadata.json").exists() else path
             if not (data / "metadata.json").exists():
-                raise DatasetError(f"{path}: a directory but not a Minari dataset; expected data/metadata.json and "
-                                   "data/main_data.hdf5 inside it")
+                raise DatasetError(
+                    f"{path}: a directory but not a Minari dataset; expected data/metadata.json and data/main_data.hdf5 inside it"
+                )
             arrays, infos, meta, spaces = _read_minari(data)
         elif not path.exists():
             raise FileNotFoundError(f"no dataset at {path}")
@@ -280,8 +312,10 @@ class OfflineDataset:
             elif magic[:4] == b"PK\x03\x04":
                 arrays, infos, meta, spaces = _read_npz(path)
             else:
-                raise DatasetError(f"{path}: neither an hdf5 file nor an .npz archive (first bytes {magic!r}); expected a "
-                                   "D4RL hdf5 file, a Minari dataset directory or an .npz")
+                raise DatasetError(
+                    f"{path}: neither an hdf5 file nor an .npz archive (first bytes {magic!r}); expected a "
+                    "D4RL hdf5 file, a Minari dataset directory or an .npz"
+                )
         source = str(path)
         arrays, infos = _validated(arrays, infos, source)  # a missing key is named before the constructor sees it
         if d4rl_compat:
@@ -290,8 +324,9 @@ class OfflineDataset:
         return cls(**arrays, infos=infos, metadata=meta, device=device, source=source, _checked=True, **spaces)
 
     @classmethod
-    def from_d4rl(cls, name: str, device: str | torch.device = "cpu", d4rl_compat: bool = False,
-                  dataset_dir: str | Path | None = None) -> "OfflineDataset":
+    def from_d4rl(
+        cls, name: str, device: str | torch.device = "cpu", d4rl_compat: bool = False, dataset_dir: str | Path | None = None
+    ) -> "OfflineDataset":
         """A D4RL dataset by name (``hopper-medium-v2``) from D4RL's local cache
         (``$D4RL_DATASET_DIR``, default ``~/.d4rl/datasets``), under the file name D4RL gave it."""
         root = Path(dataset_dir or os.environ.get("D4RL_DATASET_DIR", "~/.d4rl/datasets")).expanduser()
@@ -313,15 +348,18 @@ class OfflineDataset:
         return dataset
 
     @classmethod
-    def from_minari(cls, dataset_id: str, device: str | torch.device = "cpu", d4rl_compat: bool = False,
-                    root: str | Path | None = None) -> "OfflineDataset":
+    def from_minari(
+        cls, dataset_id: str, device: str | torch.device = "cpu", d4rl_compat: bool = False, root: str | Path | None = None
+    ) -> "OfflineDataset":
         """A Minari dataset by id (``mujoco/hopper/medium-v0``) from the local Minari root
         (``$MINARI_DATASETS_PATH``, default ``~/.minari/datasets``); never downloads."""
         base = Path(root or os.environ.get("MINARI_DATASETS_PATH", "~/.minari/datasets")).expanduser()
         path = base / dataset_id
         if not (path / "data" / "metadata.json").exists():
-            raise FileNotFoundError(f"Minari dataset {dataset_id!r} not found locally: no {path / 'data' / 'metadata.json'}. "
-                                    "Nothing is downloaded; set MINARI_DATASETS_PATH or pass root=")
+            raise FileNotFoundError(
+                f"Minari dataset {dataset_id!r} not found locally: no {path / 'data' / 'metadata.json'}. "
+                "Nothing is downloaded; set MINARI_DATASETS_PATH or pass root="
+            )
         return cls.load(path, device=device, d4rl_compat=d4rl_compat)
 
     # --- writing ------------------------------------------------------------------------------
@@ -352,8 +390,11 @@ class OfflineDataset:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
         extra = {f"infos/{k}": v for k, v in self.infos.items()}
-        meta = {**self.metadata, "observation_space": _space_json(self.observation_space),
-                "action_space": _space_json(self.action_space)}
+        meta = {
+            **self.metadata,
+            "observation_space": _space_json(self.observation_space),
+            "action_space": _space_json(self.action_space),
+        }
         np.savez(tmp, **self._arrays(), **extra, metadata=np.array(json.dumps(meta)))
         os.replace(tmp, path)
         return path
@@ -376,7 +417,7 @@ class OfflineDataset:
                 e = s + n
                 g = f.create_group(f"episode_{i}")
                 g.attrs["id"], g.attrs["total_steps"] = i, n
-                g.create_dataset("observations", data=np.concatenate([a["observations"][s:e], a["next_observations"][e - 1:e]]))
+                g.create_dataset("observations", data=np.concatenate([a["observations"][s:e], a["next_observations"][e - 1 : e]]))
                 g.create_dataset("actions", data=a["actions"][s:e])
                 g.create_dataset("rewards", data=a["rewards"][s:e].astype(np.float64))
                 g.create_dataset("terminations", data=a["terminals"][s:e])
@@ -389,9 +430,13 @@ class OfflineDataset:
         os.replace(tmp, data / "main_data.hdf5")
         dataset_id = dataset_id or self.metadata.get("dataset_id") or directory.name
         meta = {
-            "dataset_id": str(dataset_id), "total_episodes": self.num_episodes, "total_steps": self.num_transitions,
-            "data_format": "hdf5", "observation_space": _space_json(self.observation_space),
-            "action_space": _space_json(self.action_space), "minari_version": _minari_version(),
+            "dataset_id": str(dataset_id),
+            "total_episodes": self.num_episodes,
+            "total_steps": self.num_transitions,
+            "data_format": "hdf5",
+            "observation_space": _space_json(self.observation_space),
+            "action_space": _space_json(self.action_space),
+            "minari_version": _minari_version(),
         }
         env_id = self.metadata.get("env_id")
         if env_id and env_id in gym.registry:
@@ -418,8 +463,12 @@ def _validated(arrays: dict[str, np.ndarray], infos: dict[str, np.ndarray], sour
     scalars to ``[N]``."""
     missing = [k for k in REQUIRED_KEYS if k not in arrays]
     if missing:
-        raise _error(source, missing[0], f"missing (keys present: {sorted(arrays)})",
-                     f"the D4RL keys {', '.join(REQUIRED_KEYS)} (next_observations and infos/* optional)")
+        raise _error(
+            source,
+            missing[0],
+            f"missing (keys present: {sorted(arrays)})",
+            f"the D4RL keys {', '.join(REQUIRED_KEYS)} (next_observations and infos/* optional)",
+        )
     out: dict[str, np.ndarray] = {}
     for k, v in arrays.items():
         v = np.asarray(v)
@@ -447,10 +496,16 @@ def _validated(arrays: dict[str, np.ndarray], infos: dict[str, np.ndarray], sour
         if len(v) != n:
             raise _error(source, k, f"{len(v)} rows but 'observations' has {n}", f"{n} rows, one per transition")
     if out["observations"].shape[1] == 0 or out["actions"].shape[1] == 0:
-        raise _error(source, "observations" if out["observations"].shape[1] == 0 else "actions", "zero columns", "[N, dim] with dim >= 1")
+        raise _error(
+            source, "observations" if out["observations"].shape[1] == 0 else "actions", "zero columns", "[N, dim] with dim >= 1"
+        )
     if "next_observations" in out and out["next_observations"].shape[1] != out["observations"].shape[1]:
-        raise _error(source, "next_observations", f"{out['next_observations'].shape[1]} columns but 'observations' has "
-                     f"{out['observations'].shape[1]}", "the observations' shape")
+        raise _error(
+            source,
+            "next_observations",
+            f"{out['next_observations'].shape[1]} columns but 'observations' has {out['observations'].shape[1]}",
+            "the observations' shape",
+        )
     checked_infos = {}
     for k, v in infos.items():
         v = np.asarray(v)
@@ -488,8 +543,11 @@ def _with_next_observations(arrays: dict, infos: dict, source: str) -> tuple[dic
     nxt = np.where(term[:, None], obs, nxt)  # a termination's next observation is never used
     keep = ~(ends & ~term)
     if (~keep).any():
-        warnings.warn(f"{source}: no 'next_observations'; dropped the {int((~keep).sum())} episode-final steps that are "
-                      "not terminations (timeouts and the last row), which have no next observation", RuntimeWarning)
+        warnings.warn(
+            f"{source}: no 'next_observations'; dropped the {int((~keep).sum())} episode-final steps that are "
+            "not terminations (timeouts and the last row), which have no next observation",
+            RuntimeWarning,
+        )
         # the step before a dropped one now ends its episode, truncated
         before = np.nonzero(~keep)[0] - 1
         before = before[(before >= 0) & keep[np.clip(before, 0, None)] & ~ends[np.clip(before, 0, None)]]
@@ -499,8 +557,12 @@ def _with_next_observations(arrays: dict, infos: dict, source: str) -> tuple[dic
     out = {k: v[keep] for k, v in arrays.items()}
     out["next_observations"] = nxt[keep]
     if not keep.any():
-        raise _error(source, "observations", "no transition has a next observation", "next_observations, or episodes that "
-                     "end in terminations")
+        raise _error(
+            source,
+            "observations",
+            "no transition has a next observation",
+            "next_observations, or episodes that end in terminations",
+        )
     return out, {k: v[keep] for k, v in infos.items()}
 
 
@@ -532,8 +594,10 @@ def _read_d4rl(path: Path) -> tuple[dict, dict, dict, dict]:
         raise DatasetError(f"{path}: not a readable hdf5 file ({e}); expected a D4RL hdf5 file") from e
     with f:
         if any(k.startswith("episode_") for k in f.keys()):
-            raise DatasetError(f"{path}: per-episode groups, a Minari main_data.hdf5; load its dataset directory "
-                               "(the one holding data/metadata.json) instead")
+            raise DatasetError(
+                f"{path}: per-episode groups, a Minari main_data.hdf5; load its dataset directory "
+                "(the one holding data/metadata.json) instead"
+            )
         arrays = {}
         for k in (*REQUIRED_KEYS, "next_observations"):
             node = _h5_get(f, k, str(path))
@@ -555,8 +619,9 @@ def _read_npz(path: Path) -> tuple[dict, dict, dict, dict]:
         with np.load(path, allow_pickle=False) as z:
             content = {k: z[k] for k in z.files}
     except Exception as e:  # a corrupt zip, an object array...
-        raise DatasetError(f"{path}: not a readable .npz ({type(e).__name__}: {e}); expected numeric arrays under "
-                           f"the D4RL keys") from e
+        raise DatasetError(
+            f"{path}: not a readable .npz ({type(e).__name__}: {e}); expected numeric arrays under the D4RL keys"
+        ) from e
     meta = {}
     if "metadata" in content:
         try:
@@ -565,7 +630,7 @@ def _read_npz(path: Path) -> tuple[dict, dict, dict, dict]:
             raise _error(str(path), "metadata", f"not JSON ({e})", "a JSON string") from e
         if not isinstance(meta, dict):
             raise _error(str(path), "metadata", f"a JSON {type(meta).__name__}", "a JSON object")
-    infos = {k[len("infos/"):]: v for k, v in content.items() if k.startswith("infos/")}
+    infos = {k[len("infos/") :]: v for k, v in content.items() if k.startswith("infos/")}
     arrays = {k: v for k, v in content.items() if k in (*REQUIRED_KEYS, "next_observations")}
     spaces = {k: _space_from_json(meta.pop(k), str(path), k) for k in ("observation_space", "action_space") if k in meta}
     return arrays, infos, meta, spaces
@@ -596,11 +661,19 @@ def _read_minari(data: Path) -> tuple[dict, dict, dict, dict]:
         obs, act = np.asarray(ep["observations"]), np.asarray(ep["actions"])
         t = len(act)
         if obs.ndim != 2 or act.ndim != 2:
-            raise _error(source, f"{name}/observations", f"observations {obs.shape}, actions {act.shape}",
-                         "Box observations [T+1, obs_dim] and actions [T, act_dim] (Dict/Tuple spaces are not supported)")
+            raise _error(
+                source,
+                f"{name}/observations",
+                f"observations {obs.shape}, actions {act.shape}",
+                "Box observations [T+1, obs_dim] and actions [T, act_dim] (Dict/Tuple spaces are not supported)",
+            )
         if len(obs) != t + 1:
-            raise _error(source, f"{name}/observations", f"{len(obs)} rows for {t} actions (Minari #199: T instead of T+1)",
-                         f"T+1 = {t + 1} rows, the last being the observation after the final step")
+            raise _error(
+                source,
+                f"{name}/observations",
+                f"{len(obs)} rows for {t} actions (Minari #199: T instead of T+1)",
+                f"T+1 = {t + 1} rows, the last being the observation after the final step",
+            )
         term = np.asarray(ep["terminations"]).astype(bool)
         trunc = np.asarray(ep["truncations"]).astype(bool)
         for k, v in (("rewards", ep["rewards"]), ("terminations", term), ("truncations", trunc)):
@@ -646,7 +719,10 @@ def _minari_episodes_hdf5(path: Path, source: str) -> list[tuple[str, dict]]:
         raise _error(str(path), None, f"not a readable hdf5 file ({e})", "Minari's main_data.hdf5") from e
     episodes = []
     with f:
-        names = sorted((k for k in f.keys() if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]) if k.split("_")[1].isdigit() else -1)
+        names = sorted(
+            (k for k in f.keys() if k.startswith("episode_")),
+            key=lambda k: int(k.split("_")[1]) if k.split("_")[1].isdigit() else -1,
+        )
         for name in names:
             ep = {}
             for k in ("observations", "actions", "rewards", "terminations", "truncations"):
@@ -692,8 +768,12 @@ def _arrow_column(pa: Any, table: Any, key: str, source: str, episode: str, shap
     values = col.flatten() if pa.types.is_fixed_size_list(t) else col
     numeric = pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_boolean(values.type)
     if not numeric or col.null_count or values.null_count:
-        raise _error(source, f"{episode}/{key}", f"arrow type {t}" + (" with nulls" if numeric else ""),
-                     "numbers, or fixed-size lists of numbers (Box spaces; JPEG images, Dict, Tuple and Text are not supported)")
+        raise _error(
+            source,
+            f"{episode}/{key}",
+            f"arrow type {t}" + (" with nulls" if numeric else ""),
+            "numbers, or fixed-size lists of numbers (Box spaces; JPEG images, Dict, Tuple and Text are not supported)",
+        )
     out = values.to_numpy(zero_copy_only=False)
     if not pa.types.is_fixed_size_list(t):
         return out
@@ -707,12 +787,15 @@ def _pyarrow(source: str) -> tuple[Any, Any]:
         import pyarrow
         import pyarrow.dataset
     except ImportError as e:
-        raise DatasetError(f"{source}: an arrow-format Minari dataset; reading it needs pyarrow (pip install pyarrow), "
-                           "hdf5-format ones do not") from e
+        raise DatasetError(
+            f"{source}: an arrow-format Minari dataset; reading it needs pyarrow (pip install pyarrow), hdf5-format ones do not"
+        ) from e
     version = tuple(int(x) for x in re.findall(r"\d+", pyarrow.__version__)[:3])
     if version < (14, 0, 1):  # CVE-2023-47248: older pyarrow unpickles extension types found in a file
-        raise DatasetError(f"{source}: pyarrow {pyarrow.__version__} can run code stored in an arrow file "
-                           "(CVE-2023-47248); expected pyarrow >= 14.0.1")
+        raise DatasetError(
+            f"{source}: pyarrow {pyarrow.__version__} can run code stored in an arrow file "
+            "(CVE-2023-47248); expected pyarrow >= 14.0.1"
+        )
     return pyarrow, pyarrow.dataset
 
 
@@ -743,11 +826,13 @@ def _h5_get(root: Any, key: str, source: str) -> Any:
             if kind == h5py.h5l.TYPE_EXTERNAL:
                 file, path = (b.decode(errors="replace") for b in node.id.links.get_val(name.encode()))
                 link = f"an hdf5 external link to {file}:{path}"
-            raise _error(source, key, f"{link}, which reads another file",
-                         "data stored in this file (external links are refused)")
+            raise _error(
+                source, key, f"{link}, which reads another file", "data stored in this file (external links are refused)"
+            )
     if isinstance(node, h5py.Dataset) and (node.is_virtual or node.external):
-        raise _error(source, key, "an hdf5 virtual or external-storage dataset, which reads other files",
-                     "data stored in this file")
+        raise _error(
+            source, key, "an hdf5 virtual or external-storage dataset, which reads other files", "data stored in this file"
+        )
     return node
 
 
@@ -784,8 +869,15 @@ def _attr(v: Any) -> Any:
 
 def _space_json(space: gym.spaces.Box) -> str:
     """Minari's JSON form of a Box space."""
-    return json.dumps({"type": "Box", "dtype": str(space.dtype), "shape": list(space.shape),
-                       "low": space.low.tolist(), "high": space.high.tolist()})
+    return json.dumps(
+        {
+            "type": "Box",
+            "dtype": str(space.dtype),
+            "shape": list(space.shape),
+            "low": space.low.tolist(),
+            "high": space.high.tolist(),
+        }
+    )
 
 
 def _space_from_json(text: Any, source: str, key: str) -> gym.spaces.Box:
@@ -793,13 +885,18 @@ def _space_from_json(text: Any, source: str, key: str) -> gym.spaces.Box:
         d = json.loads(text) if isinstance(text, str) else text
         if d["type"] != "Box":
             raise _error(source, key, f"a {d['type']} space", "a Box space (Dict/Tuple/Discrete datasets are not supported)")
-        return gym.spaces.Box(np.asarray(d["low"], dtype=np.float32), np.asarray(d["high"], dtype=np.float32),
-                              tuple(d["shape"]), np.float32)
+        return gym.spaces.Box(
+            np.asarray(d["low"], dtype=np.float32), np.asarray(d["high"], dtype=np.float32), tuple(d["shape"]), np.float32
+        )
     except DatasetError:
         raise
     except Exception as e:
-        raise _error(source, key, f"unreadable ({type(e).__name__}: {e})", "Minari's JSON Box form "
-                     '{"type": "Box", "dtype": ..., "shape": [...], "low": [...], "high": [...]}') from e
+        raise _error(
+            source,
+            key,
+            f"unreadable ({type(e).__name__}: {e})",
+            "Minari's JSON Box form {\"type\": \"Box\", \"dtype\": ..., \"shape\": [...], \"low\": [...], \"high\": [...]}",
+        ) from e
 
 
 def _minari_version() -> str:
@@ -817,8 +914,10 @@ def recorded_env_id(env_id: Any, source: str) -> str | None:
     if env_id is None:
         return None
     if not isinstance(env_id, str) or ":" in env_id or not env_id.strip():
-        raise DatasetError(f"{source}: its recorded env id {env_id!r} is not a plain registered id (such as Hopper-v5); an "
-                           "id that names a module would import it. Pass the env id yourself (--env-id)")
+        raise DatasetError(
+            f"{source}: its recorded env id {env_id!r} is not a plain registered id (such as Hopper-v5); an "
+            "id that names a module would import it. Pass the env id yourself (--env-id)"
+        )
     return env_id
 
 
@@ -833,8 +932,9 @@ def load_dataset(spec: str | Path, device: str | torch.device = "cpu", d4rl_comp
         return OfflineDataset.from_minari(spec, device=device, d4rl_compat=d4rl_compat)
     if re.fullmatch(r"[a-z0-9]+-.+-v\d+", spec):
         return OfflineDataset.from_d4rl(spec, device=device, d4rl_compat=d4rl_compat)
-    raise FileNotFoundError(f"no dataset {spec!r}: not a file or directory, a Minari id (namespace/name-vN) or a D4RL name "
-                            "(hopper-medium-v2)")
+    raise FileNotFoundError(
+        f"no dataset {spec!r}: not a file or directory, a Minari id (namespace/name-vN) or a D4RL name (hopper-medium-v2)"
+    )
 
 
 # --- building datasets -------------------------------------------------------------------------
@@ -854,24 +954,37 @@ def concatenate(datasets: list[OfflineDataset], metadata: Mapping[str, Any] | No
     common = set.intersection(*(set(d.infos) for d in datasets))
     infos = {k: np.concatenate([d.infos[k] for d in datasets]) for k in sorted(common)}
     first = datasets[0]
-    return OfflineDataset(**arrays, infos=infos, metadata=dict(first.metadata if metadata is None else metadata),
-                          observation_space=first.observation_space, action_space=first.action_space, device=first.device,
-                          source=" + ".join(d.source for d in datasets))
+    return OfflineDataset(
+        **arrays,
+        infos=infos,
+        metadata=dict(first.metadata if metadata is None else metadata),
+        observation_space=first.observation_space,
+        action_space=first.action_space,
+        device=first.device,
+        source=" + ".join(d.source for d in datasets),
+    )
 
 
 def select_episodes(dataset: OfflineDataset, episodes: Any, metadata: Mapping[str, Any] | None = None) -> OfflineDataset:
     """A dataset of the given episodes (indices, repeats allowed), in that order."""
     episodes = torch.as_tensor(episodes, dtype=torch.int64, device=dataset.device)
     lengths = dataset.episode_lengths[episodes]
-    offsets = torch.arange(int(lengths.sum()), device=dataset.device) - torch.repeat_interleave(lengths.cumsum(0) - lengths, lengths)
+    offsets = torch.arange(int(lengths.sum()), device=dataset.device) - torch.repeat_interleave(
+        lengths.cumsum(0) - lengths, lengths
+    )
     rows = (torch.repeat_interleave(dataset.episode_starts[episodes], lengths) + offsets).cpu().numpy()
     arrays = {k: v[rows] for k, v in dataset._arrays().items()}
     ends = np.cumsum(lengths.cpu().numpy()) - 1
     arrays["timeouts"][ends] |= ~arrays["terminals"][ends]  # an episode cut by the file's end stays apart
-    return OfflineDataset(**arrays, infos={k: v[rows] for k, v in dataset.infos.items()},
-                          metadata=dict(dataset.metadata if metadata is None else metadata),
-                          observation_space=dataset.observation_space, action_space=dataset.action_space,
-                          device=dataset.device, source=f"episodes of {dataset.source}")
+    return OfflineDataset(
+        **arrays,
+        infos={k: v[rows] for k, v in dataset.infos.items()},
+        metadata=dict(dataset.metadata if metadata is None else metadata),
+        observation_space=dataset.observation_space,
+        action_space=dataset.action_space,
+        device=dataset.device,
+        source=f"episodes of {dataset.source}",
+    )
 
 
 def mix_datasets(good: OfflineDataset, bad: OfflineDataset, ratio: float, seed: int = 0) -> OfflineDataset:
@@ -897,8 +1010,15 @@ def mix_datasets(good: OfflineDataset, bad: OfflineDataset, ratio: float, seed: 
     good_eps = draw(good, int(ratio * n))
     n_good = int(good.episode_lengths[good_eps].sum())
     bad_eps = draw(bad, n - n_good) if n - n_good > 0 else []
-    meta = {**good.metadata, "mix": {"ratio": ratio, "seed": seed, "good_transitions": n_good,
-                                     "bad_transitions": int(bad.episode_lengths[bad_eps].sum()) if bad_eps else 0}}
+    meta = {
+        **good.metadata,
+        "mix": {
+            "ratio": ratio,
+            "seed": seed,
+            "good_transitions": n_good,
+            "bad_transitions": int(bad.episode_lengths[bad_eps].sum()) if bad_eps else 0,
+        },
+    }
     parts = [select_episodes(good, good_eps)] + ([select_episodes(bad, bad_eps)] if bad_eps else [])
     return concatenate(parts, metadata=meta)
 

@@ -151,8 +151,10 @@ class ReplayBuffer:
             ("truncated", truncated, self.truncated),
         )
         if (next_actions is None) != (self.next_actions is None):
-            raise ValueError("next_actions: pass them exactly when the buffer was built with store_next_actions=True "
-                             f"(this one: {self.next_actions is not None})")
+            raise ValueError(
+                "next_actions: pass them exactly when the buffer was built with store_next_actions=True "
+                f"(this one: {self.next_actions is not None})"
+            )
         if next_actions is not None:
             items += (("next_actions", next_actions, self.next_actions),)
         for name, x, store in items:  # validate all before writing any, so a bad call leaves no half row

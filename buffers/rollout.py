@@ -90,9 +90,7 @@ class RolloutBuffer:
             raise ValueError(f"num_steps and num_envs must be >= 1, got {num_steps}, {num_envs}")
         self.num_steps, self.num_envs = int(num_steps), int(num_envs)
         self.obs_shape = (int(obs_shape),) if isinstance(obs_shape, int) else tuple(int(s) for s in obs_shape)
-        self.action_shape = (
-            (int(action_shape),) if isinstance(action_shape, int) else tuple(int(s) for s in action_shape)
-        )
+        self.action_shape = (int(action_shape),) if isinstance(action_shape, int) else tuple(int(s) for s in action_shape)
         self.device = _resolve_device(device)
         T, N = self.num_steps, self.num_envs
         kw = dict(device=self.device)

@@ -49,8 +49,7 @@ def _is_number(x: Any) -> bool:
 def _check_params(name: str, temperature: Any, fraction: Any) -> tuple[float | None, float | None]:
     """The (temperature, fraction) that ``name`` takes, with defaults filled; ValueError for the rest."""
     if temperature is not None and name not in ("rw", "aw"):
-        raise ValueError(f"temperature={temperature!r} is only for the 'rw' and 'aw' samplers, not {name!r}; "
-                         "leave it None")
+        raise ValueError(f"temperature={temperature!r} is only for the 'rw' and 'aw' samplers, not {name!r}; leave it None")
     if fraction is not None and name != "topk":
         raise ValueError(f"fraction={fraction!r} is only for the 'topk' sampler, not {name!r}; leave it None")
     if name in ("rw", "aw"):
@@ -83,8 +82,9 @@ def episode_advantages(dataset: OfflineDataset) -> Tensor:
     return (g - (x @ coef)[:, 0]).to(dataset.device)
 
 
-def trajectory_masses(dataset: OfflineDataset, name: str, temperature: float | None = None,
-                      fraction: float | None = None) -> Tensor:
+def trajectory_masses(
+    dataset: OfflineDataset, name: str, temperature: float | None = None, fraction: float | None = None
+) -> Tensor:
     """Unnormalised float64 episode masses ``q [E]`` of sampler ``name`` (see the module docstring)."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; available: {', '.join(SAMPLERS)}")
@@ -140,15 +140,23 @@ class IndexSampler:
         return (self.trajectory_probs() / d.episode_lengths.double())[d.episode_index]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "params": self.params(), "num_transitions": self.dataset.num_transitions,
-                "num_episodes": self.dataset.num_episodes, "seed": self.seed, "rng_state": self.generator.get_state()}
+        return {
+            "name": self.name,
+            "params": self.params(),
+            "num_transitions": self.dataset.num_transitions,
+            "num_episodes": self.dataset.num_episodes,
+            "seed": self.seed,
+            "rng_state": self.generator.get_state(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         mine = self.state_dict()
         for key in ("name", "params", "num_transitions", "num_episodes"):
             if state.get(key) != mine[key]:
-                raise ValueError(f"sampler state_dict does not match this sampler: {key} is {state.get(key)!r} in the "
-                                 f"state, {mine[key]!r} here")
+                raise ValueError(
+                    f"sampler state_dict does not match this sampler: {key} is {state.get(key)!r} in the "
+                    f"state, {mine[key]!r} here"
+                )
         self.generator.set_state(state["rng_state"].cpu())
 
     def __repr__(self) -> str:
@@ -178,8 +186,15 @@ class TrajectoryWeightedSampler(IndexSampler):
     positive one and ``u < 1``); the step is ``start + floor(u2 * length)``.
     """
 
-    def __init__(self, dataset: OfflineDataset, name: str = "rw", *, temperature: float | None = None,
-                 fraction: float | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        dataset: OfflineDataset,
+        name: str = "rw",
+        *,
+        temperature: float | None = None,
+        fraction: float | None = None,
+        seed: int = 0,
+    ) -> None:
         if name not in ("rw", "aw", "topk"):
             raise ValueError(f"TrajectoryWeightedSampler takes name 'rw', 'aw' or 'topk', got {name!r}")
         super().__init__(dataset, seed=seed)
@@ -211,8 +226,9 @@ class TrajectoryWeightedSampler(IndexSampler):
         return self._probs
 
 
-def make_sampler(dataset: OfflineDataset, name: str, *, temperature: float | None = None,
-                 fraction: float | None = None, seed: int = 0) -> IndexSampler:
+def make_sampler(
+    dataset: OfflineDataset, name: str, *, temperature: float | None = None, fraction: float | None = None, seed: int = 0
+) -> IndexSampler:
     """The index sampler ``name`` (one of :data:`SAMPLERS`, any case) over ``dataset``.
 
     ``temperature`` (α, default 0.1, > 0, ``inf`` for uniform) is for ``rw``/``aw`` only;

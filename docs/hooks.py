@@ -14,8 +14,13 @@ TREE = ROOT / "build" / "api" / "policyopt"
 
 def on_startup(**_: object) -> None:
     TREE.mkdir(parents=True, exist_ok=True)
-    for name, target in (("__init__.py", ROOT / "policyopt" / "__init__.py"), ("algos", ROOT / "algos"), ("nets", ROOT / "nets"),
-                         ("buffers", ROOT / "buffers"), ("vecenvs", ROOT / "vecenvs")):
+    for name, target in (
+        ("__init__.py", ROOT / "policyopt" / "__init__.py"),
+        ("algos", ROOT / "algos"),
+        ("nets", ROOT / "nets"),
+        ("buffers", ROOT / "buffers"),
+        ("vecenvs", ROOT / "vecenvs"),
+    ):
         link = TREE / name
         if link.is_symlink() or link.exists():
             link.unlink()

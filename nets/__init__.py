@@ -7,7 +7,14 @@ from policyopt.nets.actors import DeterministicActor, GaussianActor, SquashedGau
 from policyopt.nets.critics import CriticEnsemble, QCritic, ValueCritic
 from policyopt.nets.heads import CategoricalHead, DiagGaussianHead, StateDependentNoiseHead
 from policyopt.nets.mlp import ACTIVATIONS, activation_class, body_out_dim, default_init, mlp, mlp_body, orthogonal_init
-from policyopt.nets.policies import CategoricalPolicy, DistributionPolicy, GaussianPolicy, GSDEPolicy, StochasticPolicy, make_policy
+from policyopt.nets.policies import (
+    CategoricalPolicy,
+    DistributionPolicy,
+    GaussianPolicy,
+    GSDEPolicy,
+    StochasticPolicy,
+    make_policy,
+)
 from policyopt.nets.spec import RecordsInit, UntrustedClassError, build_module, module_spec, trusted_classes
 from policyopt.nets.generative import ConsistencyPolicy, DiffusionPolicy, FlowPolicy, GenerativePolicy
 

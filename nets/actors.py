@@ -46,8 +46,9 @@ def _check_args(obs_dim: int, act_dim: int, hidden: Sequence[int], activation: s
     return hidden
 
 
-def _gaussian_trunk(actor: nn.Module, obs_dim: int, act_dim: int, hidden: Sequence[int], activation: str,
-                    log_std_min: float, log_std_max: float) -> None:
+def _gaussian_trunk(
+    actor: nn.Module, obs_dim: int, act_dim: int, hidden: Sequence[int], activation: str, log_std_min: float, log_std_max: float
+) -> None:
     """The arguments, log-std bounds and MLP trunk both Gaussian actors have."""
     hidden = _check_args(obs_dim, act_dim, hidden, activation)
     if not float(log_std_min) < float(log_std_max):
@@ -58,8 +59,14 @@ def _gaussian_trunk(actor: nn.Module, obs_dim: int, act_dim: int, hidden: Sequen
 
 
 def _gaussian_kwargs(actor: nn.Module) -> dict[str, Any]:
-    return {"obs_dim": actor.obs_dim, "act_dim": actor.act_dim, "hidden": list(actor.hidden), "activation": actor.activation,
-            "log_std_min": actor.log_std_min, "log_std_max": actor.log_std_max}
+    return {
+        "obs_dim": actor.obs_dim,
+        "act_dim": actor.act_dim,
+        "hidden": list(actor.hidden),
+        "activation": actor.activation,
+        "log_std_min": actor.log_std_min,
+        "log_std_max": actor.log_std_max,
+    }
 
 
 class SquashedGaussianActor(RecordsInit, nn.Module):

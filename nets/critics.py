@@ -96,8 +96,12 @@ class CriticEnsemble(nn.Module):
         weight gradients of the critic's backward pass.
         """
         if not (self.vectorize if self.vectorize is not None else inputs[0].device.type != "cpu"):
-            return torch.stack([self.member(i, *(x[i] for x in inputs) if split_inputs else inputs, detach_params=detach_params)
-                                for i in range(self.n)])
+            return torch.stack(
+                [
+                    self.member(i, *(x[i] for x in inputs) if split_inputs else inputs, detach_params=detach_params)
+                    for i in range(self.n)
+                ]
+            )
         params, buffers = self._stacked()
         if detach_params:
             params = {k: p.detach() for k, p in params.items()}
@@ -108,7 +112,6 @@ class CriticEnsemble(nn.Module):
 
         in_dims = (0, 0) + ((0 if split_inputs else None),) * len(inputs)
         return torch.vmap(one, in_dims=in_dims, randomness="different")(params, buffers, *inputs)
-
 
     def member(self, i: int, *inputs: Tensor, detach_params: bool = False) -> Tensor:
         """Member ``i``'s output alone (TD3's actor loss uses the first critic only)."""

@@ -77,8 +77,13 @@ class StateDependentNoiseHead(nn.Module):
     """
 
     def __init__(
-        self, in_dim: int, act_dim: int, log_std_init: float = 0.0, out_gain: float = 0.01,
-        learn_features: bool = False, log_std_bounds: tuple[float, float] = (-20.0, 2.0),
+        self,
+        in_dim: int,
+        act_dim: int,
+        log_std_init: float = 0.0,
+        out_gain: float = 0.01,
+        learn_features: bool = False,
+        log_std_bounds: tuple[float, float] = (-20.0, 2.0),
     ) -> None:
         super().__init__()
         self.in_dim, self.act_dim = int(in_dim), int(act_dim)

@@ -78,9 +78,7 @@ def _stored_log_prob(stored: dict[str, Tensor]) -> Tensor:
     try:
         return stored["log_prob"]
     except KeyError:
-        raise KeyError(
-            f"stored must hold the 'log_prob' returned by explore(); got keys {sorted(stored)}"
-        ) from None
+        raise KeyError(f"stored must hold the 'log_prob' returned by explore(); got keys {sorted(stored)}") from None
 
 
 class DistributionPolicy(StochasticPolicy):
@@ -268,6 +266,4 @@ def make_policy(observation_space: gym.Space, action_space: gym.Space, **kwargs:
             raise ValueError(f"use_sde (gSDE) needs continuous Box actions; got {action_space!r}")
         kwargs = {k: v for k, v in kwargs.items() if k not in _GAUSSIAN_ONLY}
         return CategoricalPolicy(obs_dim, int(action_space.n), **kwargs)
-    raise ValueError(
-        f"unsupported action space {action_space!r} ({type(action_space).__name__}); supported: {_SUPPORTED}"
-    )
+    raise ValueError(f"unsupported action space {action_space!r} ({type(action_space).__name__}); supported: {_SUPPORTED}")

@@ -69,8 +69,12 @@ def module_spec(module: nn.Module) -> dict[str, Any] | None:
 #: The packages whose classes a checkpoint may name without the user's say-so.
 LIBRARY_PACKAGES = ("policyopt",)
 # Checkpoints of release 0.1 name the library's classes by their paths before the policyopt namespace.
-LEGACY_PREFIXES = {"nets": "policyopt.nets", "buffers": "policyopt.buffers", "vecenvs": "policyopt.vecenvs",
-                   "algos.fql": "policyopt.algos.offline.generative.fql"}
+LEGACY_PREFIXES = {
+    "nets": "policyopt.nets",
+    "buffers": "policyopt.buffers",
+    "vecenvs": "policyopt.vecenvs",
+    "algos.fql": "policyopt.algos.offline.generative.fql",
+}
 
 
 def current_class_path(path: str) -> str:
@@ -78,8 +82,9 @@ def current_class_path(path: str) -> str:
     module_name, sep, qualname = path.partition(":")
     for old, new in LEGACY_PREFIXES.items():
         if module_name == old or module_name.startswith(old + "."):
-            return new + module_name[len(old):] + sep + qualname
+            return new + module_name[len(old) :] + sep + qualname
     return path
+
 
 _trusted: contextvars.ContextVar[tuple[type | str, ...]] = contextvars.ContextVar("trusted_classes", default=())
 
@@ -124,8 +129,12 @@ def build_module(spec: dict[str, Any]) -> nn.Module:
     constructor (:class:`RecordsInit`, or an ``init_kwargs()`` method). Anything else raises
     :class:`UntrustedClassError` naming the class path, before any import or call.
     """
-    if not (isinstance(spec, dict) and isinstance(spec.get("class"), str) and isinstance(spec.get("args", []), (list, tuple))
-            and isinstance(spec.get("kwargs", {}), dict)):
+    if not (
+        isinstance(spec, dict)
+        and isinstance(spec.get("class"), str)
+        and isinstance(spec.get("args", []), (list, tuple))
+        and isinstance(spec.get("kwargs", {}), dict)
+    ):
         raise ValueError(f"a module spec is {{'class': 'pkg.mod:Name', 'args': [...], 'kwargs': {{...}}}}, got {spec!r}")
     path = current_class_path(spec["class"])
     module_name, _, qualname = path.partition(":")
@@ -147,7 +156,10 @@ def build_module(spec: dict[str, Any]) -> nn.Module:
                 f"cannot rebuild the checkpoint's module {path}: {e}; make that class importable, "
                 "or pass the module yourself (policy=...)"
             ) from e
-    if not (isinstance(obj, type) and issubclass(obj, nn.Module)
-            and (issubclass(obj, RecordsInit) or callable(getattr(obj, "init_kwargs", None)))):
+    if not (
+        isinstance(obj, type)
+        and issubclass(obj, nn.Module)
+        and (issubclass(obj, RecordsInit) or callable(getattr(obj, "init_kwargs", None)))
+    ):
         raise _untrusted(path, "which is not an nn.Module class that records its constructor (nets.RecordsInit)")
     return obj(*spec.get("args", ()), **spec.get("kwargs", {}))

@@ -52,8 +52,12 @@ def bench_samplers(data: OfflineDataset, batch: int, repeats: int, calls: int) -
     # the reference codebases draw np.random.choice(N, p=w) (up front, 1e8 indices); here once per batch
     p = make_sampler(data, "rw", temperature=0.1).transition_probs().cpu().numpy()
     rng = np.random.default_rng(0)
-    rows.append(("rw: np.random.choice(N, p=w) + gather", best_of(
-        lambda: data.batch(torch.from_numpy(rng.choice(len(p), batch, p=p))), repeats, max(1, calls // 20))))
+    rows.append(
+        (
+            "rw: np.random.choice(N, p=w) + gather",
+            best_of(lambda: data.batch(torch.from_numpy(rng.choice(len(p), batch, p=p))), repeats, max(1, calls // 20)),
+        )
+    )
     return rows
 
 
@@ -80,10 +84,15 @@ def bench_load(arrays: dict[str, np.ndarray], repeats: int, compression: str | N
                 done_.append(bool(a["terminals"][i]))
             np.array(obs_), np.array(next_), np.array(act_), np.array(rew_), np.array(done_)
 
-        return [("OfflineDataset.load (ours)", best_of(lambda: OfflineDataset.load(path), repeats, 1)),
-                ("OfflineDataset.load(d4rl_compat=True) (ours)", best_of(lambda: OfflineDataset.load(path, d4rl_compat=True), repeats, 1)),
-                ("h5py read of the arrays (floor)", best_of(raw, repeats, 1)),
-                ("h5py read + qlearning_dataset loop (D4RL)", best_of(qlearning_loop, 1, 1))]
+        return [
+            ("OfflineDataset.load (ours)", best_of(lambda: OfflineDataset.load(path), repeats, 1)),
+            (
+                "OfflineDataset.load(d4rl_compat=True) (ours)",
+                best_of(lambda: OfflineDataset.load(path, d4rl_compat=True), repeats, 1),
+            ),
+            ("h5py read of the arrays (floor)", best_of(raw, repeats, 1)),
+            ("h5py read + qlearning_dataset loop (D4RL)", best_of(qlearning_loop, 1, 1)),
+        ]
 
 
 def bench_generation(env_id: str, num_envs: int, transitions: int) -> list[tuple[str, float]]:
@@ -110,8 +119,10 @@ def bench_generation(env_id: str, num_envs: int, transitions: int) -> list[tuple
         obs = next_obs
         steps += num_envs
     theirs = steps / (time.perf_counter() - t0)
-    return [(f"collect, native batched {env_id} x{num_envs} (ours)", ours),
-            (f"gymnasium SyncVectorEnv {env_id} x{num_envs}, same policy", theirs)]
+    return [
+        (f"collect, native batched {env_id} x{num_envs} (ours)", ours),
+        (f"gymnasium SyncVectorEnv {env_id} x{num_envs}, same policy", theirs),
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,7 +138,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for the smoke test")
     args = parser.parse_args(argv)
     if args.quick:
-        args.transitions, args.episode_len, args.repeats, args.calls, args.gen_transitions, args.num_envs = 20_000, 200, 2, 50, 2_000, 8
+        args.transitions, args.episode_len, args.repeats, args.calls, args.gen_transitions, args.num_envs = (
+            20_000,
+            200,
+            2,
+            50,
+            2_000,
+            8,
+        )
     torch.set_num_threads(1)
     print(f"# bench_datasets: {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread\n")
     arrays = synthetic(args.transitions, args.episode_len)
@@ -135,7 +153,9 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = bench_samplers(data, args.batch, args.repeats, args.calls)
     uniform = rows[0][1]
-    print(f"## Index samplers: batches of {args.batch} from {data.num_transitions:,} transitions, {data.num_episodes:,} episodes\n")
+    print(
+        f"## Index samplers: batches of {args.batch} from {data.num_transitions:,} transitions, {data.num_episodes:,} episodes\n"
+    )
     print("| sampler | µs per batch | batches/s | cost vs uniform |")
     print("|---|---:|---:|---:|")
     for name, sec in rows:

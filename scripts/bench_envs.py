@@ -176,9 +176,11 @@ def main() -> None:
         args.num_envs = [1, 64, 4096] if args.quick else [1, 64, 4096, 65536]
     if args.min_time is None:
         args.min_time = 0.2 if args.quick else 1.0
-    print(f"torch {torch.__version__}, gymnasium {gym.__version__}, numpy {np.__version__}, "
-          f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
-          f"cuda {torch.cuda.get_device_name() if torch.cuda.is_available() else 'n/a'}")
+    print(
+        f"torch {torch.__version__}, gymnasium {gym.__version__}, numpy {np.__version__}, "
+        f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
+        f"cuda {torch.cuda.get_device_name() if torch.cuda.is_available() else 'n/a'}"
+    )
     print(HEADER)
     rows = run(args)
     print("\n" + HEADER)

@@ -123,8 +123,9 @@ def graphs_compiled() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def compile_call(fn: Callable[[torch.Tensor], torch.Tensor], obs: torch.Tensor, sync: Callable[[], None]
-                 ) -> tuple[Callable[[], torch.Tensor] | None, float, int, str]:
+def compile_call(
+    fn: Callable[[torch.Tensor], torch.Tensor], obs: torch.Tensor, sync: Callable[[], None]
+) -> tuple[Callable[[], torch.Tensor] | None, float, int, str]:
     """``torch.compile(fn)`` (mode default, dynamic=False), compiled by a first call on ``obs``: returns the
     compiled zero-argument call, the compile seconds, the graphs compiled, and the error ('' if none)."""
     torch._dynamo.reset()  # a fresh cache per cell: no recompile limit, no graph reused across rows
@@ -179,23 +180,42 @@ def latency_rows(hidden: tuple[int, ...], device: torch.device) -> list[LatencyR
         policy = DiffusionPolicy(OBS_DIM, ACT_DIM, num_timesteps=k, hidden=hidden, activation=ACTIVATION).to(device).eval()
         for sampler in ("ddpm", "ddim", "dpm"):
             steps = min(k, DPM_MAX_STEPS) if sampler == "dpm" else k
-            rows.append(LatencyRow(f"diffusion K={k}", sampler, steps,
-                                   lambda o, p=policy, s=steps, m=sampler: p.sample(o, steps=s, sampler=m)))
+            rows.append(
+                LatencyRow(
+                    f"diffusion K={k}", sampler, steps, lambda o, p=policy, s=steps, m=sampler: p.sample(o, steps=s, sampler=m)
+                )
+            )
     flow = FlowPolicy(OBS_DIM, ACT_DIM, hidden=hidden, activation=ACTIVATION).to(device).eval()
     for steps in FLOW_STEPS:
-        rows.append(LatencyRow("flow", f"euler, {steps} step{'s' * (steps > 1)}", steps,
-                               lambda o, s=steps: flow.sample(o, steps=s, solver="euler")))
+        rows.append(
+            LatencyRow(
+                "flow",
+                f"euler, {steps} step{'s' * (steps > 1)}",
+                steps,
+                lambda o, s=steps: flow.sample(o, steps=s, solver="euler"),
+            )
+        )
     consistency = ConsistencyPolicy(OBS_DIM, ACT_DIM, hidden=hidden, activation=ACTIVATION).to(device).eval()
     for steps in CONSISTENCY_STEPS:
-        rows.append(LatencyRow("consistency", f"{steps} step{'s' * (steps > 1)}", steps,
-                               lambda o, s=steps: consistency.sample(o, steps=s)))
+        rows.append(
+            LatencyRow(
+                "consistency", f"{steps} step{'s' * (steps > 1)}", steps, lambda o, s=steps: consistency.sample(o, steps=s)
+            )
+        )
     one_step = OneStepActor(OBS_DIM, ACT_DIM, hidden, ACTIVATION).to(device).eval()
     rows.append(LatencyRow("FQL one-step actor", "-", 1, lambda o: one_step.act(o)))
     return rows
 
 
-def section_latency(compile: str, batches: tuple[int, ...], budget: Budget, hidden: tuple[int, ...], device: torch.device,
-                    patterns: list[str] | None = None, max_calls: int | None = None) -> list[LatencyRow]:
+def section_latency(
+    compile: str,
+    batches: tuple[int, ...],
+    budget: Budget,
+    hidden: tuple[int, ...],
+    device: torch.device,
+    patterns: list[str] | None = None,
+    max_calls: int | None = None,
+) -> list[LatencyRow]:
     sync = synchronizer(device)
     rows = [r for r in latency_rows(hidden, device) if not patterns or any(p in r.key for p in patterns)]
     if not rows:
@@ -207,8 +227,11 @@ def section_latency(compile: str, batches: tuple[int, ...], budget: Budget, hidd
             fn = row.fn
             with torch.no_grad():
                 row.eager[batch] = median_ms(lambda: fn(obs), budget, sync)
-                if (compile == "none" or (compile == "some" and (row.key not in SOME_COMPILE or batch != min(batches)))
-                        or (max_calls is not None and row.calls > max_calls)):
+                if (
+                    compile == "none"
+                    or (compile == "some" and (row.key not in SOME_COMPILE or batch != min(batches)))
+                    or (max_calls is not None and row.calls > max_calls)
+                ):
                     row.compiled[batch], row.compile_s[batch] = "skipped", "-"
                 else:
                     call, seconds, graphs, error = compile_call(fn, obs, sync)
@@ -222,8 +245,10 @@ def section_latency(compile: str, batches: tuple[int, ...], budget: Budget, hidd
                     del call
                     torch._dynamo.reset()
             c = row.compiled[batch]
-            progress(f"{row.key}, batch {batch:,}: eager {fmt_ms(row.eager[batch])} ms, compiled "
-                     f"{fmt_ms(c) if isinstance(c, float) else c}{' ms' if isinstance(c, float) else ''}")
+            progress(
+                f"{row.key}, batch {batch:,}: eager {fmt_ms(row.eager[batch])} ms, compiled "
+                f"{fmt_ms(c) if isinstance(c, float) else c}{' ms' if isinstance(c, float) else ''}"
+            )
             gc.collect()
 
     header = ["policy", "sampler", "network calls"]
@@ -232,12 +257,18 @@ def section_latency(compile: str, batches: tuple[int, ...], budget: Budget, hidd
     header += ["compile s (" + " / ".join(f"batch {b:,}" for b in batches) + ")"]
     table = []
     for row in rows:
-        cells = [row.policy, row.sampler + (f" (min(K, {DPM_MAX_STEPS}) = {row.calls} steps)" if row.sampler == "dpm" else ""),
-                 str(row.calls)]
+        cells = [
+            row.policy,
+            row.sampler + (f" (min(K, {DPM_MAX_STEPS}) = {row.calls} steps)" if row.sampler == "dpm" else ""),
+            str(row.calls),
+        ]
         for b in batches:
             c = row.compiled[b]
-            cells += [fmt_ms(row.eager[b]), fmt_ms(c) if isinstance(c, float) else c,
-                      f"{row.eager[b] / c:.2f}x" if isinstance(c, float) and c > 0 else "-"]
+            cells += [
+                fmt_ms(row.eager[b]),
+                fmt_ms(c) if isinstance(c, float) else c,
+                f"{row.eager[b] / c:.2f}x" if isinstance(c, float) and c > 0 else "-",
+            ]
         cells.append(" / ".join(row.compile_s[b] for b in batches))
         table.append(cells)
     print_table(
@@ -247,7 +278,10 @@ def section_latency(compile: str, batches: tuple[int, ...], budget: Budget, hidd
         f"compiled: torch.compile of the sampling call, mode default, dynamic=False, one compile per batch size, compile "
         f"time excluded{'' if max_calls is None else f', rows of more than {max_calls} network calls not compiled'}; "
         f"torch.no_grad; {threads()}, device {device}; {load0} at start, "
-        f"{load()} at end)", header, table)
+        f"{load()} at end)",
+        header,
+        table,
+    )
     latency_targets(rows, batches)
     return rows
 
@@ -265,12 +299,16 @@ def latency_targets(rows: list[LatencyRow], batches: tuple[int, ...]) -> None:
             continue  # a row left out by --rows
         c = by_key[key].compiled[b1]
         if not isinstance(c, float):
-            lines.append(f"- {key}, compiled, batch {b1:,}: within {LATENCY_TARGET_GAUSSIAN:g}x of the Gaussian: "
-                         f"not measured (compiled cell {c})")
+            lines.append(
+                f"- {key}, compiled, batch {b1:,}: within {LATENCY_TARGET_GAUSSIAN:g}x of the Gaussian: "
+                f"not measured (compiled cell {c})"
+            )
             continue
         r = c / g_ms
-        lines.append(f"- {key}, compiled, batch {b1:,}: {fmt_ms(c)} ms = {r:.2f}x the Gaussian's {g_kind} {fmt_ms(g_ms)} ms; "
-                     f"target <= {LATENCY_TARGET_GAUSSIAN:g}x: **{'met' if r <= LATENCY_TARGET_GAUSSIAN else 'not met'}**")
+        lines.append(
+            f"- {key}, compiled, batch {b1:,}: {fmt_ms(c)} ms = {r:.2f}x the Gaussian's {g_kind} {fmt_ms(g_ms)} ms; "
+            f"target <= {LATENCY_TARGET_GAUSSIAN:g}x: **{'met' if r <= LATENCY_TARGET_GAUSSIAN else 'not met'}**"
+        )
     for b in batches:
         for sampler in ("ddpm", "ddim", "dpm"):
             row = by_key.get(f"diffusion K=5 / {sampler}")
@@ -278,12 +316,16 @@ def latency_targets(rows: list[LatencyRow], batches: tuple[int, ...]) -> None:
                 continue
             c = row.compiled[b]
             if not isinstance(c, float):
-                lines.append(f"- diffusion K=5 / {sampler}, batch {b:,}: compiled >= {LATENCY_TARGET_COMPILE:g}x faster than "
-                             f"eager: not measured (compiled cell {c})")
+                lines.append(
+                    f"- diffusion K=5 / {sampler}, batch {b:,}: compiled >= {LATENCY_TARGET_COMPILE:g}x faster than "
+                    f"eager: not measured (compiled cell {c})"
+                )
                 continue
             s = row.eager[b] / c
-            lines.append(f"- diffusion K=5 / {sampler}, batch {b:,}: compiled {s:.2f}x faster than eager; target >= "
-                         f"{LATENCY_TARGET_COMPILE:g}x: **{'met' if s >= LATENCY_TARGET_COMPILE else 'not met'}**")
+            lines.append(
+                f"- diffusion K=5 / {sampler}, batch {b:,}: compiled {s:.2f}x faster than eager; target >= "
+                f"{LATENCY_TARGET_COMPILE:g}x: **{'met' if s >= LATENCY_TARGET_COMPILE else 'not met'}**"
+            )
     print("Latency targets (issue 14; the Gaussian's compiled time, or its eager one where compiling it was skipped or failed):")
     print("\n".join(lines or ["- none: their rows were left out (--rows)"]), flush=True)
 
@@ -304,14 +346,29 @@ def update_rows(ks: tuple[int, ...], hidden: tuple[int, ...], batch: int) -> lis
     ema = dict(ema_start=0)  # the EMA copy moves from the first update: steady state within the timed window
     rows = []
     for k in ks:
-        rows.append(UpdateRow("Diffusion-QL", str(k), lambda d, k=k: DiffusionQL(
-            d, DiffusionQLConfig(num_timesteps=k, sampler="ddpm", **nets, **ema))))
-        rows.append(UpdateRow("EDP (td3)", str(k), lambda d, k=k: EDP(
-            d, EDPConfig(num_timesteps=k, sampler="dpm", sample_steps=min(k, DPM_MAX_STEPS), **nets, **ema))))
+        rows.append(
+            UpdateRow(
+                "Diffusion-QL",
+                str(k),
+                lambda d, k=k: DiffusionQL(d, DiffusionQLConfig(num_timesteps=k, sampler="ddpm", **nets, **ema)),
+            )
+        )
+        rows.append(
+            UpdateRow(
+                "EDP (td3)",
+                str(k),
+                lambda d, k=k: EDP(
+                    d, EDPConfig(num_timesteps=k, sampler="dpm", sample_steps=min(k, DPM_MAX_STEPS), **nets, **ema)
+                ),
+            )
+        )
     k0 = min(ks)
     rows.append(UpdateRow("FQL", "- (flow: 10 Euler steps)", lambda d: FQL(d, FQLConfig(**nets))))
-    rows.append(UpdateRow("Diffusion-BC", str(k0), lambda d, k=k0: DiffusionBC(
-        d, DiffusionBCConfig(num_timesteps=k, sampler="ddpm", **nets))))
+    rows.append(
+        UpdateRow(
+            "Diffusion-BC", str(k0), lambda d, k=k0: DiffusionBC(d, DiffusionBCConfig(num_timesteps=k, sampler="ddpm", **nets))
+        )
+    )
     return rows
 
 
@@ -335,8 +392,9 @@ def updates_per_second(row: UpdateRow, data: OfflineDataset, warm: int, seconds:
         gc.collect()
 
 
-def section_updates(quick: bool, ks: tuple[int, ...], hidden: tuple[int, ...], batch: int, seconds: float,
-                    transitions: int, device: torch.device) -> list[UpdateRow]:
+def section_updates(
+    quick: bool, ks: tuple[int, ...], hidden: tuple[int, ...], batch: int, seconds: float, transitions: int, device: torch.device
+) -> list[UpdateRow]:
     data = OfflineDataset(**synthetic(transitions, 1000), device=device)
     rows = update_rows(ks, hidden, batch)
     load0 = load()
@@ -363,15 +421,19 @@ def section_updates(quick: bool, ks: tuple[int, ...], hidden: tuple[int, ...], b
         f"with min(K, {DPM_MAX_STEPS}) steps for the TD targets; both with the EMA from update 0; FQL: its one-step actor, "
         f"10-step Euler distillation target, LayerNorm critics (its default); Diffusion-BC: the DDPM loss alone; "
         f"{threads()}, device {device}; {load0} at start, {load()} at end)",
-        ["algorithm", "K", "upd/s", "ratio to Diffusion-QL (same K)"], table)
+        ["algorithm", "K", "upd/s", "ratio to Diffusion-QL (same K)"],
+        table,
+    )
     print("Updates/s targets (issue 14):")
     for name in ("EDP (td3)", "FQL"):
         for r in (r for r in rows if r.name == name):
             b, bk = base(r)
             if r.ups and b:
                 ratio = r.ups / b
-                print(f"- {name}{'' if name == 'FQL' else f' at K={r.k}'} vs Diffusion-QL at K={bk}: {ratio:.2f}x; target >= "
-                      f"{TARGET_RATIO:g}x: **{'met' if ratio >= TARGET_RATIO else 'not met'}**")
+                print(
+                    f"- {name}{'' if name == 'FQL' else f' at K={r.k}'} vs Diffusion-QL at K={bk}: {ratio:.2f}x; target >= "
+                    f"{TARGET_RATIO:g}x: **{'met' if ratio >= TARGET_RATIO else 'not met'}**"
+                )
             else:
                 print(f"- {name} at K={r.k}: not measured ({r.error or 'Diffusion-QL failed'})")
     sys.stdout.flush()
@@ -403,19 +465,38 @@ SECTIONS = ("latency", "updates", "scores")
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run, tiny sizes (3x32 nets, batches 1 and 64, two compiled cells): checks the script, measures nothing")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run, tiny sizes (3x32 nets, batches 1 and 64, two compiled cells): checks the script, measures nothing",
+    )
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections")
-    p.add_argument("--compile", choices=("all", "some", "none"), default=None,
-                   help=f"latency: compile every row (the default), only {' and '.join(SOME_COMPILE)} at the smallest batch "
-                        "(the --quick default), or none; cells not compiled print 'skipped'")
-    p.add_argument("--compile-max-calls", type=int, default=None, metavar="N",
-                   help="latency: compile only the rows of at most N network calls (default: all; compiling the 100-step "
-                        "chains takes about 2 min per cell on a loaded 2-core CPU)")
-    p.add_argument("--rows", nargs="+", default=None, metavar="PATTERN",
-                   help="latency: only the rows whose 'policy / sampler' contains one of these strings")
+    p.add_argument(
+        "--compile",
+        choices=("all", "some", "none"),
+        default=None,
+        help=f"latency: compile every row (the default), only {' and '.join(SOME_COMPILE)} at the smallest batch "
+        "(the --quick default), or none; cells not compiled print 'skipped'",
+    )
+    p.add_argument(
+        "--compile-max-calls",
+        type=int,
+        default=None,
+        metavar="N",
+        help="latency: compile only the rows of at most N network calls (default: all; compiling the 100-step "
+        "chains takes about 2 min per cell on a loaded 2-core CPU)",
+    )
+    p.add_argument(
+        "--rows",
+        nargs="+",
+        default=None,
+        metavar="PATTERN",
+        help="latency: only the rows whose 'policy / sampler' contains one of these strings",
+    )
     p.add_argument("--cell-seconds", type=float, default=0.5, help="latency: about this many seconds of timed calls per cell")
-    p.add_argument("--update-seconds", type=float, default=10.0, help="updates/s: about this many seconds of timed updates per row")
+    p.add_argument(
+        "--update-seconds", type=float, default=10.0, help="updates/s: about this many seconds of timed updates per row"
+    )
     p.add_argument("--update-ks", type=int, nargs="+", default=list(UPDATE_KS), help="updates/s: the K of Diffusion-QL and EDP")
     p.add_argument("--results", default=str(ROOT / "results" / "offline.jsonl"), help="scores: the offline results file")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -433,18 +514,22 @@ def main(argv: list[str] | None = None) -> None:
         hidden, batches, budget = HIDDEN, (1, 4096), Budget(args.cell_seconds, 3, 2000)
         update_seconds, transitions = args.update_seconds, 200_000
     command = "python " + " ".join(shlex.quote(a) for a in ([sys.argv[0]] + (sys.argv[1:] if argv is None else argv)))
-    print(f"# bench_generative: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} thread"
-          f"{'s' * (torch.get_num_threads() > 1)}), device {device}")
+    print(
+        f"# bench_generative: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} thread"
+        f"{'s' * (torch.get_num_threads() > 1)}), device {device}"
+    )
     print(f"command: `{command}`{' (quick: tiny sizes, not a measurement)' if args.quick else ''}", flush=True)
     print("compile s: with inductor's on-disk cache as found (a warm cache after an earlier run compiles faster)")
     t0 = time.perf_counter()
     if "latency" in args.only:
-        section_latency(args.compile or ("some" if args.quick else "all"), batches, budget, hidden, device, args.rows,
-                        args.compile_max_calls)
+        section_latency(
+            args.compile or ("some" if args.quick else "all"), batches, budget, hidden, device, args.rows, args.compile_max_calls
+        )
     if "updates" in args.only:
-        section_updates(args.quick, tuple(sorted(set(args.update_ks))), hidden, 32 if args.quick else 256, update_seconds,
-                        transitions, device)
+        section_updates(
+            args.quick, tuple(sorted(set(args.update_ks))), hidden, 32 if args.quick else 256, update_seconds, transitions, device
+        )
     if "scores" in args.only:
         section_scores(Path(args.results))
     print(f"\n{time.perf_counter() - t0:.0f} s in all; {load()} at the end")

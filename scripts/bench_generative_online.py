@@ -88,8 +88,21 @@ from torch.distributions import Distribution, Independent, Normal
 ROOT = Path(__file__).resolve().parents[1]
 
 from policyopt import vecenvs  # noqa: E402
-from policyopt.algos import (BC, DPPO, DSRL, FPO, PPO, Algorithm, BCConfig, DiffusionBC, DiffusionBCConfig, DPPOConfig,  # noqa: E402
-                   DSRLConfig, FPOConfig, PPOConfig)
+from policyopt.algos import (  # noqa: E402
+    BC,
+    DPPO,
+    DSRL,
+    FPO,
+    PPO,
+    Algorithm,
+    BCConfig,
+    DiffusionBC,
+    DiffusionBCConfig,
+    DPPOConfig,
+    DSRLConfig,
+    FPOConfig,
+    PPOConfig,
+)
 from policyopt.algos.core.checkpoint import load_checkpoint, space_from_description  # noqa: E402
 from policyopt.algos.offpolicy.dsrl import BasePolicy  # noqa: E402
 from policyopt.algos.core.evaluation import evaluate  # noqa: E402
@@ -108,8 +121,15 @@ MAKE_DATASET = "python scripts/make_dataset.py --env-id Hopper-v5 --out-dir data
 NUM_ENVS = 8
 MUJOCO_ROLLOUT = dict(num_steps=256)  # 8 envs x 256 = 2,048 per update, CleanRL's batch
 # tests/test_dppo_fpo.py's Pendulum settings (FPO and DPPO measured learning with them), for all three methods
-PENDULUM = dict(num_steps=128, num_minibatches=32, update_epochs=10, gamma=0.9, learning_rate=1e-3,
-                actor_hidden=(64, 64), critic_hidden=(64, 64))
+PENDULUM = dict(
+    num_steps=128,
+    num_minibatches=32,
+    update_epochs=10,
+    gamma=0.9,
+    learning_rate=1e-3,
+    actor_hidden=(64, 64),
+    critic_hidden=(64, 64),
+)
 # per-method changes to PENDULUM: FPO at its own default lr, 3e-4; at 1e-3 it reached -279 by 25k steps, then fell back to
 # -571 by 100k (seed 0; -369 sampling its actions), while at 3e-4 it reached -189 and stayed there
 PENDULUM_CHANGES: dict[str, dict[str, Any]] = {"FPO": dict(learning_rate=3e-4)}
@@ -121,9 +141,19 @@ EVAL_SEED_OFFSET = 10_000
 PENDULUM_TARGET = -250.0
 FPO_WALL_TARGET, DPPO_WALL_TARGET = 3.0, 6.0
 # --quick: tiny networks and rollouts for every config that has the field
-QUICK_FIELDS: dict[str, Any] = dict(num_steps=16, num_minibatches=2, update_epochs=1, actor_hidden=(16, 16),
-                                    critic_hidden=(16, 16), num_mc_samples=2, num_timesteps=3, time_dim=4, batch_size=16,
-                                    learning_starts=16, buffer_size=2_000)
+QUICK_FIELDS: dict[str, Any] = dict(
+    num_steps=16,
+    num_minibatches=2,
+    update_epochs=1,
+    actor_hidden=(16, 16),
+    critic_hidden=(16, 16),
+    num_mc_samples=2,
+    num_timesteps=3,
+    time_dim=4,
+    batch_size=16,
+    learning_starts=16,
+    buffer_size=2_000,
+)
 QUICK_NUM_ENVS = 2
 
 
@@ -203,8 +233,9 @@ class BCGaussianPolicy(DistributionPolicy):
     ``ClipAction``), as for any Gaussian PPO policy.
     """
 
-    def __init__(self, actor_kwargs: dict[str, Any], action_low: Sequence[float], action_high: Sequence[float],
-                 log_std_init: float = -1.0) -> None:
+    def __init__(
+        self, actor_kwargs: dict[str, Any], action_low: Sequence[float], action_high: Sequence[float], log_std_init: float = -1.0
+    ) -> None:
         super().__init__()
         self.actor = DeterministicActor(**actor_kwargs)
         self.register_buffer("action_low", torch.as_tensor(action_low, dtype=torch.float32))
@@ -216,19 +247,27 @@ class BCGaussianPolicy(DistributionPolicy):
         return Independent(Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False), 1, validate_args=False)
 
     @classmethod
-    def from_bc_checkpoint(cls, path: str | Path, observation_space: gym.Space, action_space: gym.Space,
-                           log_std_init: float) -> tuple["BCGaussianPolicy", dict[str, Tensor]]:
+    def from_bc_checkpoint(
+        cls, path: str | Path, observation_space: gym.Space, action_space: gym.Space, log_std_init: float
+    ) -> tuple["BCGaussianPolicy", dict[str, Tensor]]:
         """The policy around the checkpoint's actor, with its weights, and the checkpoint's ``obs_normalizer`` state."""
         state = load_checkpoint(path, map_location="cpu")
         spec = state.get("policy_spec")
         if spec is None or not spec["class"].endswith(":DeterministicActor"):
-            raise ValueError(f"{path} holds a {state['algo']} checkpoint whose policy is {state.get('policy_class')}; the "
-                             "Gaussian-BC adapter wraps a BC checkpoint's DeterministicActor (scripts/train_bc.py)")
+            raise ValueError(
+                f"{path} holds a {state['algo']} checkpoint whose policy is {state.get('policy_class')}; the "
+                "Gaussian-BC adapter wraps a BC checkpoint's DeterministicActor (scripts/train_bc.py)"
+            )
         obs, act = space_from_description(state["observation_space"]), space_from_description(state["action_space"])
-        if obs.shape != observation_space.shape or act.shape != action_space.shape or not (
-                np.allclose(act.low, action_space.low) and np.allclose(act.high, action_space.high)):
-            raise ValueError(f"{path} was trained on observations {obs.shape} and actions {act}; the env has "
-                             f"{observation_space.shape} and {action_space}")
+        if (
+            obs.shape != observation_space.shape
+            or act.shape != action_space.shape
+            or not (np.allclose(act.low, action_space.low) and np.allclose(act.high, action_space.high))
+        ):
+            raise ValueError(
+                f"{path} was trained on observations {obs.shape} and actions {act}; the env has "
+                f"{observation_space.shape} and {action_space}"
+            )
         actor_kwargs = build_module(spec).init_kwargs()  # plain kwargs, however the checkpoint recorded the call
         policy = cls(actor_kwargs, action_space.low.tolist(), action_space.high.tolist(), log_std_init)
         policy.actor.load_state_dict(state["modules"]["policy"])
@@ -296,8 +335,16 @@ def curve_table(title: str, methods: list[Method], runs: list[Run], checkpoints:
     for m in methods:
         mine = [r for r in runs if r.method == m.name]
         ok = [r for r in mine if not r.error]
-        cells = [m.name] + ([m.pretrained, mean_std([r.pretrain_s for r in mine if r.pretrain_s is not None], ",.0f")
-                             if any(r.pretrain_s is not None for r in mine) else "given"] if pretrained else [])
+        cells = [m.name] + (
+            [
+                m.pretrained,
+                mean_std([r.pretrain_s for r in mine if r.pretrain_s is not None], ",.0f")
+                if any(r.pretrain_s is not None for r in mine)
+                else "given",
+            ]
+            if pretrained
+            else []
+        )
         for i in range(len(checkpoints) + 1):
             cells.append(mean_std([r.curve[i][1] for r in ok if len(r.curve) > i]))
         cells.append(" / ".join(num(r.curve[-1][1]) if not r.error else f"failed: {r.error}" for r in mine))
@@ -319,12 +366,16 @@ def scratch_methods(env_id: str, anneal_steps: int, sizes: Sizes) -> list[Method
     def fields(name: str, **own: Any) -> dict[str, Any]:
         return {**shared, **own, **(PENDULUM_CHANGES.get(name, {}) if pendulum else {})}
 
-    configs = {"Gaussian PPO": (PPO, sizes.config(PPOConfig, **fields("Gaussian PPO"))),
-               "FPO": (FPO, sizes.config(FPOConfig, **fields("FPO"))),
-               "DPPO (K'=10)": (DPPO, sizes.config(DPPOConfig, **fields("DPPO (K'=10)", **DPPO_SCRATCH)))}
+    configs = {
+        "Gaussian PPO": (PPO, sizes.config(PPOConfig, **fields("Gaussian PPO"))),
+        "FPO": (FPO, sizes.config(FPOConfig, **fields("FPO"))),
+        "DPPO (K'=10)": (DPPO, sizes.config(DPPOConfig, **fields("DPPO (K'=10)", **DPPO_SCRATCH))),
+    }
 
     def builder(cls: type, cfg: Any) -> Callable[[int], Algorithm]:
-        return lambda seed: cls(vecenvs.make(env_id, num_envs=n, seed=seed, device=sizes.device), dataclasses.replace(cfg, seed=seed))
+        return lambda seed: cls(
+            vecenvs.make(env_id, num_envs=n, seed=seed, device=sizes.device), dataclasses.replace(cfg, seed=seed)
+        )
 
     return [Method(name, n * cfg.num_steps, builder(cls, cfg)) for name, (cls, cfg) in configs.items()]
 
@@ -339,16 +390,22 @@ def section_scratch(envs: Sequence[str], budgets: dict[str, int], seeds: Sequenc
         for m in methods:
             for seed in seeds:
                 runs.append(train_run(env_id, m, seed, env_id, checkpoints, sizes))
-        settings = ("PPO, FPO and DPPO each at its library defaults but for one rollout shape, "
-                    f"{sizes.num_envs} envs x {methods[0].per_iteration // sizes.num_envs} steps"
-                    if env_id != "Pendulum-v1" else
-                    f"shared settings {sizes.num_envs} envs x {methods[0].per_iteration // sizes.num_envs} steps, gamma 0.9, "
-                    "lr 1e-3 (FPO: 3e-4, its default, as it was unstable at 1e-3), 64x64 networks, 32 minibatches, 10 epochs")
+        settings = (
+            "PPO, FPO and DPPO each at its library defaults but for one rollout shape, "
+            f"{sizes.num_envs} envs x {methods[0].per_iteration // sizes.num_envs} steps"
+            if env_id != "Pendulum-v1"
+            else f"shared settings {sizes.num_envs} envs x {methods[0].per_iteration // sizes.num_envs} steps, gamma 0.9, "
+            "lr 1e-3 (FPO: 3e-4, its default, as it was unstable at 1e-3), 64x64 networks, 32 minibatches, 10 epochs"
+        )
         curve_table(
             f"**From scratch on {env_id}** (deterministic eval return, {sizes.eval_episodes} episodes, mean ± std over "
             f"{len(seeds)} seed{'s' * (len(seeds) > 1)}; {settings}; DPPO: K = K' = 10, clip 0.1; lr annealed over "
             f"{checkpoints[-1]:,} steps; train s excludes evaluation; compile {'on' if sizes.compile_runs else 'off'}; "
-            f"{load0} at start, {load()} at end)", methods, [r for r in runs if r.table == env_id], checkpoints)
+            f"{load0} at start, {load()} at end)",
+            methods,
+            [r for r in runs if r.table == env_id],
+            checkpoints,
+        )
     return runs
 
 
@@ -384,8 +441,9 @@ def finetune_methods(paths: dict[str, dict[int, Path]], anneal_steps: int, log_s
 
     def gaussian_ppo(seed: int) -> Algorithm:
         e = env(seed)
-        policy, normalizer = BCGaussianPolicy.from_bc_checkpoint(paths["gaussian"][seed], e.single_observation_space,
-                                                                 e.single_action_space, log_std)
+        policy, normalizer = BCGaussianPolicy.from_bc_checkpoint(
+            paths["gaussian"][seed], e.single_observation_space, e.single_action_space, log_std
+        )
         agent = PPO(e, sizes.config(PPOConfig, **shared, seed=seed), policy=policy)
         agent.freeze_obs_normalization(normalizer)  # the dataset statistics BC was trained on, as DPPO and FPO keep theirs
         return agent
@@ -397,21 +455,27 @@ def finetune_methods(paths: dict[str, dict[int, Path]], anneal_steps: int, log_s
         return FPO(env(seed), sizes.config(FPOConfig, **shared, seed=seed, pretrained=str(paths["flow"][seed])))
 
     def dsrl(seed: int) -> Algorithm:
-        return DSRL(vecenvs.make(FINETUNE_ENV, num_envs=1, seed=seed, device=sizes.device),
-                    sizes.config(DSRLConfig, seed=seed, base=str(paths["diffusion"][seed])))
+        return DSRL(
+            vecenvs.make(FINETUNE_ENV, num_envs=1, seed=seed, device=sizes.device),
+            sizes.config(DSRLConfig, seed=seed, base=str(paths["diffusion"][seed])),
+        )
 
     per = n * sizes.config(PPOConfig, **shared).num_steps
-    return [Method("Gaussian PPO", per, gaussian_ppo, "Gaussian BC (adapter)"),
-            Method("FPO", per, fpo, BASES["flow"][1]),
-            Method("DPPO (K'=10)", per, dppo, BASES["diffusion"][1]),
-            Method("DSRL (SAC)", 1, dsrl, BASES["diffusion"][1] + ", frozen")]
+    return [
+        Method("Gaussian PPO", per, gaussian_ppo, "Gaussian BC (adapter)"),
+        Method("FPO", per, fpo, BASES["flow"][1]),
+        Method("DPPO (K'=10)", per, dppo, BASES["diffusion"][1]),
+        Method("DSRL (SAC)", 1, dsrl, BASES["diffusion"][1] + ", frozen"),
+    ]
 
 
 def dataset_missing_message(path: Path) -> str:
-    return (f"the fine-tuning section needs the hopper-medium dataset, and {path} does not exist. Build it with\n\n"
-            f"    {MAKE_DATASET}\n\n(it trains a PPO behaviour agent first: about 10 minutes on 2 cores), or pass --dataset "
-            "PATH, or pass all three pretrained checkpoints (--diffusion-bc, --flow-bc, --gaussian-bc), or leave the "
-            "section out (--only scratch throughput)")
+    return (
+        f"the fine-tuning section needs the hopper-medium dataset, and {path} does not exist. Build it with\n\n"
+        f"    {MAKE_DATASET}\n\n(it trains a PPO behaviour agent first: about 10 minutes on 2 cores), or pass --dataset "
+        "PATH, or pass all three pretrained checkpoints (--diffusion-bc, --flow-bc, --gaussian-bc), or leave the "
+        "section out (--only scratch throughput)"
+    )
 
 
 def section_finetune(args: argparse.Namespace, seeds: Sequence[int], budget: int, count: int, sizes: Sizes) -> list[Run]:
@@ -444,7 +508,7 @@ def section_finetune(args: argparse.Namespace, seeds: Sequence[int], budget: int
             run = train_run("finetune", m, seed, FINETUNE_ENV, checkpoints, sizes)
             run.pretrain_s = pretrain_s[base_of[m.name]].get(seed)
             runs.append(run)
-    source = (f"{args.dataset}, {updates:,} updates per base and seed" if data is not None else "given checkpoints")
+    source = f"{args.dataset}, {updates:,} updates per base and seed" if data is not None else "given checkpoints"
     curve_table(
         f"**Fine-tuning on {FINETUNE_ENV} from BC-pretrained policies** ({source}; return @ 0 is the pretrained start; "
         f"deterministic eval return, {sizes.eval_episodes} episodes, mean ± std over {len(seeds)} seed"
@@ -453,7 +517,11 @@ def section_finetune(args: argparse.Namespace, seeds: Sequence[int], budget: int
         "fine-tuning values, all K' = K = 10 steps; FPO: the paper's), the pretrained obs normaliser frozen; DSRL: SAC's "
         "defaults, 1 env, in the noise space of the Diffusion-BC base; pretrain s: each base's own, shared by the rows on "
         f"it; train s excludes evaluation; compile {'on' if sizes.compile_runs else 'off'}; {load0} at start, {load()} at end)",
-        methods, runs, checkpoints, pretrained=True)
+        methods,
+        runs,
+        checkpoints,
+        pretrained=True,
+    )
     if not args.checkpoint_dir:
         tmp.cleanup()
     return runs
@@ -484,15 +552,22 @@ def throughput_agents(env_id: str, compile: bool, sizes: Sizes) -> list[tuple[st
         e = env(1)
         spaces = DatasetSpaces(e.single_observation_space, e.single_action_space, sizes.device)
         base = DiffusionBC(spaces, quick.config(DiffusionBCConfig, **DIFFUSION_BC, compile=False))  # untrained: speed only
-        frozen = BasePolicy(base.policy.requires_grad_(False).eval(), base.obs_normalizer.requires_grad_(False).eval(),
-                            e.single_observation_space, e.single_action_space, "an untrained Diffusion-BC network")
+        frozen = BasePolicy(
+            base.policy.requires_grad_(False).eval(),
+            base.obs_normalizer.requires_grad_(False).eval(),
+            e.single_observation_space,
+            e.single_action_space,
+            "an untrained Diffusion-BC network",
+        )
         # a short random phase: the timed steps are SAC's steady state
         return DSRL(e, quick.config(DSRLConfig, learning_starts=256), base=frozen)
 
-    return [("Gaussian PPO", lambda: PPO(env(), quick.config(PPOConfig, **shared))),
-            ("FPO", lambda: FPO(env(), quick.config(FPOConfig, **shared))),
-            ("DPPO (K'=10)", lambda: DPPO(env(), quick.config(DPPOConfig, **shared, **DPPO_SCRATCH))),
-            ("DSRL (SAC)", dsrl)]
+    return [
+        ("Gaussian PPO", lambda: PPO(env(), quick.config(PPOConfig, **shared))),
+        ("FPO", lambda: FPO(env(), quick.config(FPOConfig, **shared))),
+        ("DPPO (K'=10)", lambda: DPPO(env(), quick.config(DPPOConfig, **shared, **DPPO_SCRATCH))),
+        ("DSRL (SAC)", dsrl),
+    ]
 
 
 def measure(row: Throughput, make: Callable[[], Algorithm], warm: int, timed: int, dsrl_steps: int) -> None:
@@ -540,8 +615,9 @@ def measure(row: Throughput, make: Callable[[], Algorithm], warm: int, timed: in
         gc.collect()
 
 
-def section_throughput(env_id: str, compiles: Sequence[bool], warm: int, timed: int, dsrl_steps: int,
-                       sizes: Sizes) -> list[Throughput]:
+def section_throughput(
+    env_id: str, compiles: Sequence[bool], warm: int, timed: int, dsrl_steps: int, sizes: Sizes
+) -> list[Throughput]:
     rows: list[Throughput] = []
     load0 = load()
     for compile in compiles:
@@ -549,8 +625,10 @@ def section_throughput(env_id: str, compiles: Sequence[bool], warm: int, timed: 
             row = Throughput(name, compile)
             measure(row, make, warm, timed, dsrl_steps)
             rows.append(row)
-            progress(f"throughput / {name} / compile {'on' if compile else 'off'}: "
-                     + (row.error or f"{row.sps:,.0f} env steps/s, {row.ups:,.0f} updates/s, compile {row.compile_s:.0f} s"))
+            progress(
+                f"throughput / {name} / compile {'on' if compile else 'off'}: "
+                + (row.error or f"{row.sps:,.0f} env steps/s, {row.ups:,.0f} updates/s, compile {row.compile_s:.0f} s")
+            )
     base = {r.compile: r.sps for r in rows if r.method == "Gaussian PPO" and not r.error}
     table = []
     for r in rows:
@@ -560,8 +638,17 @@ def section_throughput(env_id: str, compiles: Sequence[bool], warm: int, timed: 
         ppo = base.get(r.compile)
         ratio = f"{ppo / r.sps:.2f}x" if ppo and r.sps > 0 else "-"
         share = "-" if r.rollout_share is None else f"{100 * r.rollout_share:.0f}%"
-        table.append([r.method, "on" if r.compile else "off", f"{r.sps:,.0f}", f"{r.ups:,.0f}", share, ratio,
-                      f"{r.compile_s:.1f}" + (f" ({r.note})" if r.note else "")])
+        table.append(
+            [
+                r.method,
+                "on" if r.compile else "off",
+                f"{r.sps:,.0f}",
+                f"{r.ups:,.0f}",
+                share,
+                ratio,
+                f"{r.compile_s:.1f}" + (f" ({r.note})" if r.note else ""),
+            ]
+        )
     print_table(
         f"**Throughput on {env_id}** (steady state of whole iterations, rollout and update, after {warm} warm-up "
         f"iteration{'s' * (warm > 1)} that compile; on-policy: {timed} timed iteration{'s' * (timed > 1)} of "
@@ -571,8 +658,9 @@ def section_throughput(env_id: str, compiles: Sequence[bool], warm: int, timed: 
         f"base (K = 10, 3x256); wall time per env step relative to Gaussian PPO with the same compile setting; "
         f"{torch.get_num_threads()} torch thread{'s' * (torch.get_num_threads() > 1)}, device {sizes.device}; {load0} at "
         f"start, {load()} at end)",
-        ["method", "compile", "env steps/s", "updates/s", "rollout share", "wall time per env step vs Gaussian PPO",
-         "compile s"], table)
+        ["method", "compile", "env steps/s", "updates/s", "rollout share", "wall time per env step vs Gaussian PPO", "compile s"],
+        table,
+    )
     return rows
 
 
@@ -582,19 +670,26 @@ def print_targets(runs: list[Run], throughput: list[Throughput], quick: bool = F
     for env_id in ("HalfCheetah-v5", "Hopper-v5"):
         fpo, ppo = finals(runs, env_id, "FPO"), finals(runs, env_id, "Gaussian PPO")
         if fpo and ppo:
-            lines.append(f"- FPO vs Gaussian PPO on {env_id}, final return (mean of {len(fpo)} / {len(ppo)} seeds): "
-                         f"{num(fmean(fpo))} vs {num(fmean(ppo))}; target FPO >= PPO: {met(fmean(fpo) >= fmean(ppo))}")
+            lines.append(
+                f"- FPO vs Gaussian PPO on {env_id}, final return (mean of {len(fpo)} / {len(ppo)} seeds): "
+                f"{num(fmean(fpo))} vs {num(fmean(ppo))}; target FPO >= PPO: {met(fmean(fpo) >= fmean(ppo))}"
+            )
         else:
             lines.append(f"- FPO vs Gaussian PPO on {env_id}: not measured (section scratch, env {env_id} not run or failed)")
     fpo = finals(runs, "Pendulum-v1", "FPO")
-    lines.append(f"- FPO on Pendulum-v1, final return (mean of {len(fpo)} seeds): {num(fmean(fpo))}; target >= "
-                 f"{PENDULUM_TARGET:g}: {met(fmean(fpo) >= PENDULUM_TARGET)}" if fpo else
-                 "- FPO on Pendulum-v1: not measured (section scratch, Pendulum-v1 not run or failed)")
+    lines.append(
+        f"- FPO on Pendulum-v1, final return (mean of {len(fpo)} seeds): {num(fmean(fpo))}; target >= "
+        f"{PENDULUM_TARGET:g}: {met(fmean(fpo) >= PENDULUM_TARGET)}"
+        if fpo
+        else "- FPO on Pendulum-v1: not measured (section scratch, Pendulum-v1 not run or failed)"
+    )
     dppo = [r for r in runs if r.table == "finetune" and r.method == "DPPO (K'=10)" and not r.error and len(r.curve) > 1]
     if dppo:
         start, end = fmean([r.curve[0][1] for r in dppo]), fmean([r.curve[-1][1] for r in dppo])
-        lines.append(f"- DPPO fine-tuning on {FINETUNE_ENV} (mean of {len(dppo)} seeds): pretrained start {num(start)} -> "
-                     f"final {num(end)}; target: improves on its start: {met(end > start)}")
+        lines.append(
+            f"- DPPO fine-tuning on {FINETUNE_ENV} (mean of {len(dppo)} seeds): pretrained start {num(start)} -> "
+            f"final {num(end)}; target: improves on its start: {met(end > start)}"
+        )
     else:
         lines.append("- DPPO fine-tuning: not measured (section finetune not run or failed)")
     for compile in (False, True):
@@ -603,21 +698,34 @@ def print_targets(runs: list[Run], throughput: list[Throughput], quick: bool = F
         for name, target in (("FPO", FPO_WALL_TARGET), ("DPPO (K'=10)", DPPO_WALL_TARGET)):
             if ppo_row is None or name not in rows:
                 if throughput:
-                    lines.append(f"- wall time per env step, {name} / Gaussian PPO, compile {'on' if compile else 'off'}: "
-                                 "not measured")
+                    lines.append(
+                        f"- wall time per env step, {name} / Gaussian PPO, compile {'on' if compile else 'off'}: not measured"
+                    )
                 continue
             ratio = ppo_row.sps / rows[name].sps
-            lines.append(f"- wall time per env step, {name} / Gaussian PPO, throughput table, compile "
-                         f"{'on' if compile else 'off'}: {ratio:.2f}x; target <= {target:g}x: {met(ratio <= target)}")
+            lines.append(
+                f"- wall time per env step, {name} / Gaussian PPO, throughput table, compile "
+                f"{'on' if compile else 'off'}: {ratio:.2f}x; target <= {target:g}x: {met(ratio <= target)}"
+            )
     if not throughput:
         lines.append("- wall time per env step from the throughput table: not measured (section throughput not run)")
     for name, target in (("FPO", FPO_WALL_TARGET), ("DPPO (K'=10)", DPPO_WALL_TARGET)):
-        per_step = {m: fmean([r.train_s / r.steps for r in runs if r.table in ("HalfCheetah-v5", "Hopper-v5")
-                              and r.method == m and not r.error and r.steps]) for m in (name, "Gaussian PPO")}
+        per_step = {
+            m: fmean(
+                [
+                    r.train_s / r.steps
+                    for r in runs
+                    if r.table in ("HalfCheetah-v5", "Hopper-v5") and r.method == m and not r.error and r.steps
+                ]
+            )
+            for m in (name, "Gaussian PPO")
+        }
         if all(math.isfinite(v) for v in per_step.values()):
             ratio = per_step[name] / per_step["Gaussian PPO"]
-            lines.append(f"- wall time per env step, {name} / Gaussian PPO, MuJoCo training runs (evaluation excluded): "
-                         f"{ratio:.2f}x; target <= {target:g}x: {met(ratio <= target)}")
+            lines.append(
+                f"- wall time per env step, {name} / Gaussian PPO, MuJoCo training runs (evaluation excluded): "
+                f"{ratio:.2f}x; target <= {target:g}x: {met(ratio <= target)}"
+            )
     print(f"Targets (the issue's){' (quick: tiny sizes, not a measurement)' if quick else ''}:")
     print("\n".join(lines), flush=True)
 
@@ -628,9 +736,12 @@ SECTIONS = ("scratch", "finetune", "throughput")
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run, tiny sizes (16x16 networks, 2 envs x 16 steps, 2 iterations, 1 seed, 20-step eval "
-                        "episodes): checks the script, measures nothing")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run, tiny sizes (16x16 networks, 2 envs x 16 steps, 2 iterations, 1 seed, 20-step eval "
+        "episodes): checks the script, measures nothing",
+    )
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of the scratch and finetune runs (default 3)")
     p.add_argument("--envs", nargs="+", choices=SCRATCH_ENVS, default=list(SCRATCH_ENVS), help="scratch: these envs")
@@ -642,10 +753,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--dataset", default=str(DEFAULT_DATASET), help="finetune: the hopper-medium dataset the bases pretrain on")
     p.add_argument("--bc-updates", type=int, default=10_000, help="finetune: pretraining updates of each base (default 10,000)")
     for kind, (flag, what) in BASES.items():
-        p.add_argument(flag, default=None, metavar="PATH",
-                       help=f"finetune: an existing {what} checkpoint instead of pretraining one ({{seed}} -> the seed)")
-    p.add_argument("--bc-log-std", type=float, default=-1.0,
-                   help="finetune: initial log-std of the Gaussian-BC adapter (BC has none; default -1: std 0.37)")
+        p.add_argument(
+            flag,
+            default=None,
+            metavar="PATH",
+            help=f"finetune: an existing {what} checkpoint instead of pretraining one ({{seed}} -> the seed)",
+        )
+    p.add_argument(
+        "--bc-log-std",
+        type=float,
+        default=-1.0,
+        help="finetune: initial log-std of the Gaussian-BC adapter (BC has none; default -1: std 0.37)",
+    )
     p.add_argument("--checkpoint-dir", default=None, help="finetune: keep the pretrained checkpoints here (default: a temp dir)")
     p.add_argument("--compile-runs", action="store_true", help="scratch and finetune: train with compile on (default off)")
     p.add_argument("--compile", choices=("off", "on", "both"), default="both", help="throughput: compile settings measured")
@@ -656,8 +775,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = p.parse_args(argv)
-    positive = ("seeds", "pendulum_steps", "mujoco_steps", "finetune_steps", "checkpoints", "eval_episodes", "bc_updates",
-                "throughput_iterations", "dsrl_steps", "threads")
+    positive = (
+        "seeds",
+        "pendulum_steps",
+        "mujoco_steps",
+        "finetune_steps",
+        "checkpoints",
+        "eval_episodes",
+        "bc_updates",
+        "throughput_iterations",
+        "dsrl_steps",
+        "threads",
+    )
     if bad := [f"--{n.replace('_', '-')}" for n in positive if getattr(args, n) < 1]:
         p.error(f"{', '.join(bad)} must be >= 1")
     given_all = all(getattr(args, flag[2:].replace("-", "_")) for flag, _ in BASES.values())
@@ -676,9 +805,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.bc_updates = 20
     command = "python " + " ".join(shlex.quote(a) for a in ([sys.argv[0]] + (sys.argv[1:] if argv is None else argv)))
     n = torch.get_num_threads()
-    print(f"# bench_generative_online: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"torch {torch.__version__} ({n} thread{'s' * (n > 1)}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
-          f"device {device}")
+    print(
+        f"# bench_generative_online: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"torch {torch.__version__} ({n} thread{'s' * (n > 1)}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
+        f"device {device}"
+    )
     print(f"command: `{command}`{' (quick: tiny sizes, not a measurement)' if quick else ''}", flush=True)
     print(f"seeds {', '.join(map(str, seeds))}; {load()}")
     t0 = time.perf_counter()
@@ -690,12 +821,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runs += section_finetune(args, seeds, tiny if quick else args.finetune_steps, count, sizes)
     if "throughput" in args.only:
         compiles = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
-        throughput = section_throughput(args.throughput_env, compiles, 1 if quick else 2, 1 if quick else args.throughput_iterations,
-                                        32 if quick else args.dsrl_steps, sizes)
+        throughput = section_throughput(
+            args.throughput_env,
+            compiles,
+            1 if quick else 2,
+            1 if quick else args.throughput_iterations,
+            32 if quick else args.dsrl_steps,
+            sizes,
+        )
     print_targets(runs, throughput, quick)
     print(f"\n{time.perf_counter() - t0:.0f} s in all; {load()} at the end", flush=True)
-    results = {"command": command, "torch": torch.__version__, "quick": quick,
-               "runs": [dataclasses.asdict(r) for r in runs], "throughput": [dataclasses.asdict(r) for r in throughput]}
+    results = {
+        "command": command,
+        "torch": torch.__version__,
+        "quick": quick,
+        "runs": [dataclasses.asdict(r) for r in runs],
+        "throughput": [dataclasses.asdict(r) for r in throughput],
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     return results

@@ -121,13 +121,26 @@ def ppo_sb3(s: PPOSetting) -> dict[str, Any]:
     from stable_baselines3.common.vec_env import VecNormalize
     from torch import nn
 
-    venv = VecNormalize(sb3_vec_env(ENV_ID, s.num_envs, seed=0), norm_obs=True, norm_reward=True,
-                        clip_obs=10.0, clip_reward=10.0, gamma=0.99)  # CleanRL's obs and reward normalization
+    venv = VecNormalize(
+        sb3_vec_env(ENV_ID, s.num_envs, seed=0), norm_obs=True, norm_reward=True, clip_obs=10.0, clip_reward=10.0, gamma=0.99
+    )  # CleanRL's obs and reward normalization
     model = SB3PPO(
-        "MlpPolicy", venv, n_steps=s.num_steps, batch_size=s.batch // 32, n_epochs=10, learning_rate=3e-4,
-        gamma=0.99, gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
+        "MlpPolicy",
+        venv,
+        n_steps=s.num_steps,
+        batch_size=s.batch // 32,
+        n_epochs=10,
+        learning_rate=3e-4,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_range=0.2,
+        ent_coef=0.0,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
         policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=nn.Tanh),
-        device="cpu", seed=0, verbose=0,
+        device="cpu",
+        seed=0,
+        verbose=0,
     )
     t0 = time.perf_counter()
     model.learn(total_timesteps=s.batch)  # warm-up iteration
@@ -140,33 +153,55 @@ def ppo_sb3(s: PPOSetting) -> dict[str, Any]:
 
 
 def section_ppo(quick: bool) -> None:
-    settings = ([PPOSetting("a", 1, 128, 1), PPOSetting("b", 16, 8, 1)] if quick else
-                [PPOSetting("a", 1, 2048, 2), PPOSetting("b", 16, 128, 3)])
+    settings = (
+        [PPOSetting("a", 1, 128, 1), PPOSetting("b", 16, 8, 1)]
+        if quick
+        else [PPOSetting("a", 1, 2048, 2), PPOSetting("b", 16, 128, 3)]
+    )
     load0 = load()
     rows = []
     for s in settings:
         runs: list[tuple[str, str, dict[str, Any] | None]] = []
-        variants = [("ours, eager", "native, compiled step", False, True),
-                    ("ours, compiled", "native, compiled step", True, True)]
+        variants = [
+            ("ours, eager", "native, compiled step", False, True),
+            ("ours, compiled", "native, compiled step", True, True),
+        ]
         if s.key == "a":
-            variants += [("ours, eager", "native, uncompiled", False, False),
-                         ("ours, compiled", "native, uncompiled", True, False)]
+            variants += [
+                ("ours, eager", "native, uncompiled", False, False),
+                ("ours, compiled", "native, uncompiled", True, False),
+            ]
         for name, env_label, cl, ce in variants:
             progress(f"PPO {s.label()}: {name}, {env_label} env")
             runs.append((name, env_label, attempt(lambda: ppo_ours(s, cl, ce))))
         progress(f"PPO {s.label()}: SB3")
         sb3 = attempt(lambda: ppo_sb3(s))
         runs.append(("SB3 PPO", "gymnasium `DummyVecEnv` + `VecNormalize`", sb3))
-        runs.append(("CleanRL (quoted from the issue, not run)", "gymnasium `SyncVectorEnv`", {"sps": CLEANRL_QUOTED[s.key], "quoted": True}))
+        runs.append(
+            (
+                "CleanRL (quoted from the issue, not run)",
+                "gymnasium `SyncVectorEnv`",
+                {"sps": CLEANRL_QUOTED[s.key], "quoted": True},
+            )
+        )
         base, cleanrl = sb3.get("sps"), CLEANRL_QUOTED[s.key]
         for name, env_label, r in runs:
             if "error" in r:
                 rows.append([s.label(), name, env_label, r["error"], "-", "-", "-", "-"])
                 continue
             quoted = r.get("quoted", False)
-            rows.append([s.label(), name, env_label, fmt(r["sps"]), ratio(r["sps"], base),
-                         "-" if quoted or name.startswith("SB3") else ratio(r["sps"], cleanrl),
-                         fmt(r.get("compile"), ".1f"), fmt(r.get("warm"), ".1f")])
+            rows.append(
+                [
+                    s.label(),
+                    name,
+                    env_label,
+                    fmt(r["sps"]),
+                    ratio(r["sps"], base),
+                    "-" if quoted or name.startswith("SB3") else ratio(r["sps"], cleanrl),
+                    fmt(r.get("compile"), ".1f"),
+                    fmt(r.get("warm"), ".1f"),
+                ]
+            )
     k = "/".join(f"K={s.iters} at ({s.key})" for s in settings)
     print_table(
         f"**PPO on {ENV_ID}, steady-state env steps/s** (rollout + update; 32 minibatches, 10 epochs, 64x64 tanh, "
@@ -183,8 +218,16 @@ def section_ppo(quick: bool) -> None:
 def offpolicy_ours(algo: str, compile_learner: bool, learning_starts: int, n: int, warm: int) -> dict[str, Any]:
     env = vecenvs.make(ENV_ID, num_envs=1, seed=0, compile=True)
     cls, cfg_cls = (SAC, SACConfig) if algo == "SAC" else (TD3, TD3Config)
-    agent = cls(env, cfg_cls(learning_starts=learning_starts, batch_size=256, actor_hidden=(256, 256),
-                             critic_hidden=(256, 256), compile=compile_learner))
+    agent = cls(
+        env,
+        cfg_cls(
+            learning_starts=learning_starts,
+            batch_size=256,
+            actor_hidden=(256, 256),
+            critic_hidden=(256, 256),
+            compile=compile_learner,
+        ),
+    )
     t0 = time.perf_counter()
     agent.learn(learning_starts + warm, progress=False)  # random steps, then `warm` updates (compilation)
     warm_s = time.perf_counter() - t0
@@ -207,14 +250,27 @@ def offpolicy_sb3(algo: str, learning_starts: int, n: int, warm: int) -> dict[st
     from stable_baselines3.common.noise import NormalActionNoise
 
     venv = sb3_vec_env(ENV_ID, 1, seed=0)
-    common = dict(batch_size=256, learning_starts=learning_starts, train_freq=1, gradient_steps=1,
-                  policy_kwargs=dict(net_arch=[256, 256]), device="cpu", seed=0, verbose=0)
+    common = dict(
+        batch_size=256,
+        learning_starts=learning_starts,
+        train_freq=1,
+        gradient_steps=1,
+        policy_kwargs=dict(net_arch=[256, 256]),
+        device="cpu",
+        seed=0,
+        verbose=0,
+    )
     if algo == "SAC":
         model = SB3SAC("MlpPolicy", venv, learning_rate=3e-4, **common)
     else:  # ours (CleanRL's) TD3: lr 3e-4 and Gaussian exploration noise 0.1; SB3's defaults are 1e-3 and none
         act_dim = venv.action_space.shape[0]
-        model = SB3TD3("MlpPolicy", venv, learning_rate=3e-4,
-                       action_noise=NormalActionNoise(np.zeros(act_dim), 0.1 * np.ones(act_dim)), **common)
+        model = SB3TD3(
+            "MlpPolicy",
+            venv,
+            learning_rate=3e-4,
+            action_noise=NormalActionNoise(np.zeros(act_dim), 0.1 * np.ones(act_dim)),
+            **common,
+        )
     t0 = time.perf_counter()
     model.learn(total_timesteps=learning_starts + warm)
     warm_s = time.perf_counter() - t0
@@ -245,8 +301,9 @@ def section_offpolicy(quick: bool) -> None:
                 if "error" in r:
                     rows.append([algo, name, kind, r["error"], "-", "-", "-"])
                     continue
-                rows.append([algo, name, kind, fmt(r[key]), ratio(r[key], sb3.get(key)),
-                             fmt(r["compile"], ".1f"), fmt(r["warm"], ".1f")])
+                rows.append(
+                    [algo, name, kind, fmt(r[key]), ratio(r[key], sb3.get(key)), fmt(r["compile"], ".1f"), fmt(r["warm"], ".1f")]
+                )
     print_table(
         f"**SAC and TD3 on {ENV_ID}, iterations/s** (1 env, batch 256, 256x256 nets, train_freq 1, 1 gradient step "
         f"per env step: iterations/s = updates/s = env steps/s; {n:,} timed steps after learning_starts={learning_starts:,} "
@@ -275,8 +332,9 @@ class Curve:
         return None
 
 
-def train_to_target(learn_to: Callable[[int], int], evaluate: Callable[[], float], target: float,
-                    eval_every: int, budget: int) -> Curve:
+def train_to_target(
+    learn_to: Callable[[int], int], evaluate: Callable[[], float], target: float, eval_every: int, budget: int
+) -> Curve:
     """Alternate ``learn_to(step)`` (returns the step reached) and ``evaluate()`` until the target or the budget."""
     curve = Curve(target)
     train_s, step = 0.0, 0
@@ -332,8 +390,15 @@ def sac_pendulum_sb3(seed: int, budget: int, eval_every: int) -> Curve:
     from stable_baselines3 import SAC as SB3SAC
 
     # rl-zoo hyperparams/sac.yml Pendulum-v1: lr 1e-3, defaults otherwise; learning_starts 1000 as ours
-    model = SB3SAC("MlpPolicy", sb3_vec_env("Pendulum-v1", 1, seed=seed), learning_rate=1e-3, learning_starts=1000,
-                   device="cpu", seed=seed, verbose=0)
+    model = SB3SAC(
+        "MlpPolicy",
+        sb3_vec_env("Pendulum-v1", 1, seed=seed),
+        learning_rate=1e-3,
+        learning_starts=1000,
+        device="cpu",
+        seed=seed,
+        verbose=0,
+    )
 
     def learn_to(step: int) -> int:
         model.learn(total_timesteps=step - model.num_timesteps, reset_num_timesteps=False)
@@ -362,8 +427,9 @@ def ppo_halfcheetah_sb3(seed: int, budget: int, eval_every: int) -> Curve:
     from stable_baselines3.common.vec_env import VecNormalize
     from torch import nn
 
-    venv = VecNormalize(sb3_vec_env(ENV_ID, 16, seed=seed), norm_obs=True, norm_reward=True,
-                        clip_obs=10.0, clip_reward=10.0, gamma=0.99)
+    venv = VecNormalize(
+        sb3_vec_env(ENV_ID, 16, seed=seed), norm_obs=True, norm_reward=True, clip_obs=10.0, clip_reward=10.0, gamma=0.99
+    )
     holder: dict[str, Any] = {}
 
     def lr(_: float) -> float:  # CleanRL's linear annealing over the whole budget (SB3's own progress restarts per learn call)
@@ -371,10 +437,22 @@ def ppo_halfcheetah_sb3(seed: int, budget: int, eval_every: int) -> Curve:
         return 3e-4 * max(1.0 - (model.num_timesteps if model is not None else 0) / budget, 0.0)
 
     model = SB3PPO(
-        "MlpPolicy", venv, n_steps=128, batch_size=16 * 128 // 32, n_epochs=10, learning_rate=lr,
-        gamma=0.99, gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5,
+        "MlpPolicy",
+        venv,
+        n_steps=128,
+        batch_size=16 * 128 // 32,
+        n_epochs=10,
+        learning_rate=lr,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_range=0.2,
+        ent_coef=0.0,
+        vf_coef=0.5,
+        max_grad_norm=0.5,
         policy_kwargs=dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=nn.Tanh),
-        device="cpu", seed=seed, verbose=0,
+        device="cpu",
+        seed=seed,
+        verbose=0,
     )
     holder["model"] = model
 
@@ -388,18 +466,32 @@ def ppo_halfcheetah_sb3(seed: int, budget: int, eval_every: int) -> Curve:
 def section_time(quick: bool, seeds: int, halfcheetah: bool) -> None:
     tasks: list[tuple[str, int, int, list[tuple[str, Callable[[int], Curve]]]]] = []
     budget, every = (1_200, 600) if quick else (20_000, 1_000)
-    tasks.append((f"SAC, Pendulum-v1 to -200 (1 env; budget {budget:,}, eval every {every:,})", budget, every, [
-        ("ours, eager (`pendulum` preset)", lambda s: sac_pendulum_ours(s, False, budget, every)),
-        ("ours, compiled (`pendulum` preset)", lambda s: sac_pendulum_ours(s, True, budget, every)),
-        ("SB3 SAC (rl-zoo: lr 1e-3, learning_starts 1000)", lambda s: sac_pendulum_sb3(s, budget, every)),
-    ]))
+    tasks.append(
+        (
+            f"SAC, Pendulum-v1 to -200 (1 env; budget {budget:,}, eval every {every:,})",
+            budget,
+            every,
+            [
+                ("ours, eager (`pendulum` preset)", lambda s: sac_pendulum_ours(s, False, budget, every)),
+                ("ours, compiled (`pendulum` preset)", lambda s: sac_pendulum_ours(s, True, budget, every)),
+                ("SB3 SAC (rl-zoo: lr 1e-3, learning_starts 1000)", lambda s: sac_pendulum_sb3(s, budget, every)),
+            ],
+        )
+    )
     if halfcheetah:
         hb, he = (4_096, 2_048) if quick else (300_000, 20_000)
-        tasks.append((f"PPO, {ENV_ID} to 1,500 (16 envs x 128; budget {hb:,}, eval every {he:,})", hb, he, [
-            ("ours, eager", lambda s, hb=hb, he=he: ppo_halfcheetah_ours(s, False, hb, he)),
-            ("ours, compiled", lambda s, hb=hb, he=he: ppo_halfcheetah_ours(s, True, hb, he)),
-            ("SB3 PPO (same hyperparameters)", lambda s, hb=hb, he=he: ppo_halfcheetah_sb3(s, hb, he)),
-        ]))
+        tasks.append(
+            (
+                f"PPO, {ENV_ID} to 1,500 (16 envs x 128; budget {hb:,}, eval every {he:,})",
+                hb,
+                he,
+                [
+                    ("ours, eager", lambda s, hb=hb, he=he: ppo_halfcheetah_ours(s, False, hb, he)),
+                    ("ours, compiled", lambda s, hb=hb, he=he: ppo_halfcheetah_ours(s, True, hb, he)),
+                    ("SB3 PPO (same hyperparameters)", lambda s, hb=hb, he=he: ppo_halfcheetah_sb3(s, hb, he)),
+                ],
+            )
+        )
     load0 = load()
     rows = []
     for task, budget_, _, runs in tasks:
@@ -413,9 +505,19 @@ def section_time(quick: bool, seeds: int, halfcheetah: bool) -> None:
                 c: Curve = r["curve"]
                 hit = c.reached()
                 last_step, last_s, last_ret = c.points[-1]
-                rows.append([task, name, str(seed), "yes" if hit else "no",
-                             fmt(hit[0]) if hit else f"> {budget_:,}", fmt(hit[1] if hit else last_s, ".1f"),
-                             fmt(c.compile_s, ".1f"), fmt(last_ret, ".1f"), fmt(c.eval_s, ".1f")])
+                rows.append(
+                    [
+                        task,
+                        name,
+                        str(seed),
+                        "yes" if hit else "no",
+                        fmt(hit[0]) if hit else f"> {budget_:,}",
+                        fmt(hit[1] if hit else last_s, ".1f"),
+                        fmt(c.compile_s, ".1f"),
+                        fmt(last_ret, ".1f"),
+                        fmt(c.eval_s, ".1f"),
+                    ]
+                )
     print_table(
         f"**Time to a return** (env steps and training wall seconds at the first evaluation that reaches the target, "
         f"or at the budget; evaluation: 10 deterministic episodes, excluded from the clock; training seconds include "
@@ -431,13 +533,21 @@ SECTIONS = ("ppo", "offpolicy", "time")
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="smoke run with tiny budgets (~1 min): checks the script, measures nothing")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run with tiny budgets (~1 min): checks the script, measures nothing"
+    )
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 for the time-to-return runs")
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run only these sections")
-    p.add_argument("--cold-compile", action="store_true",
-                   help="compile into a fresh, empty inductor cache (a first run's compile seconds); default: the cache as found")
-    p.add_argument("--halfcheetah-target", action="store_true",
-                   help="in the time section, also PPO on HalfCheetah-v5 to 1,500 (300k-step budget: long)")
+    p.add_argument(
+        "--cold-compile",
+        action="store_true",
+        help="compile into a fresh, empty inductor cache (a first run's compile seconds); default: the cache as found",
+    )
+    p.add_argument(
+        "--halfcheetah-target",
+        action="store_true",
+        help="in the time section, also PPO on HalfCheetah-v5 to 1,500 (300k-step budget: long)",
+    )
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error("--seeds must be >= 1")
@@ -449,12 +559,20 @@ def main(argv: list[str] | None = None) -> None:
     import stable_baselines3
 
     command = "python " + " ".join(shlex.quote(a) for a in ([sys.argv[0]] + (sys.argv[1:] if argv is None else argv)))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} thread), stable-baselines3 {stable_baselines3.__version__}, "
-          f"numpy {np.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} thread), stable-baselines3 {stable_baselines3.__version__}, "
+        f"numpy {np.__version__}"
+    )
     print(f"command: `{command}`{' (quick: tiny budgets, not a measurement)' if args.quick else ''}", flush=True)
-    print("compile s: " + ("cold, into a fresh inductor cache" if args.cold_compile else
-                           "with inductor's on-disk cache as found (warm after an earlier run; --cold-compile for a fresh one)"))
+    print(
+        "compile s: "
+        + (
+            "cold, into a fresh inductor cache"
+            if args.cold_compile
+            else "with inductor's on-disk cache as found (warm after an earlier run; --cold-compile for a fresh one)"
+        )
+    )
     t0 = time.perf_counter()
     if "ppo" in args.only:
         section_ppo(args.quick)

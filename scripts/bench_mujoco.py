@@ -107,12 +107,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", nargs="+", default=["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5"])
     p.add_argument("--sizes", nargs="+", type=int, default=[1, 16, 64, 256])
-    p.add_argument("--steps", type=int, default=None, help="batch steps per measurement (default: ~20k env-steps, 2k with --quick)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="batch steps per measurement (default: ~20k env-steps, 2k with --quick)"
+    )
     p.add_argument("--threads", type=int, default=None, help="physics threads for cpu/raw (default: min(n, cpu count))")
     p.add_argument("--quick", action="store_true", help="short measurements (numbers are noisier)")
     p.add_argument("--repeat", type=int, default=3, help="interleaved rounds per cell; the best is kept (robust to other load)")
     p.add_argument("--no-gym", action="store_true", help="skip the Gymnasium reference")
-    p.add_argument("--warp-cpu", action="store_true", help="also time the warp backend on Warp's CPU device (slow; development only)")
+    p.add_argument(
+        "--warp-cpu", action="store_true", help="also time the warp backend on Warp's CPU device (slow; development only)"
+    )
     a = p.parse_args()
 
     backends = [("cpu", "cpu", False), ("cpu", "cpu", True)]  # (backend, device, compile)

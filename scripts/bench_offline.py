@@ -85,28 +85,42 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         if args.dataset is None:
-            path = OfflineDataset(**synthetic(20_000 if args.quick else 200_000, 1000)).save_d4rl(Path(tmp) / "synthetic.hdf5", compression=None)
+            path = OfflineDataset(**synthetic(20_000 if args.quick else 200_000, 1000)).save_d4rl(
+                Path(tmp) / "synthetic.hdf5", compression=None
+            )
         else:
             path = Path(args.dataset)
         data = OfflineDataset.load(path)
         theirs: dict[str, float] = {}
         if args.d3rlpy_python:
-            run = subprocess.run([args.d3rlpy_python, "-c", D3RLPY_SCRIPT, str(path), ",".join(names), str(args.updates), "256"],
-                                 capture_output=True, text=True)
+            run = subprocess.run(
+                [args.d3rlpy_python, "-c", D3RLPY_SCRIPT, str(path), ",".join(names), str(args.updates), "256"],
+                capture_output=True,
+                text=True,
+            )
             if run.returncode != 0:
                 print(f"d3rlpy failed:\n{run.stderr[-3000:]}")
             else:
                 theirs = json.loads(run.stdout.strip().splitlines()[-1])
-        rows = [(n, ours(n, data, args.updates, "uniform", args.compile), ours(n, data, args.updates, "aw", args.compile)) for n in names]
-    print(f"# bench_offline: {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread, "
-          f"{data.num_transitions:,} transitions, {args.updates:,} updates each, ours {'compiled' if args.compile else 'eager'}\n")
-    print("| algorithm | ours, uniform (upd/s) | ours, AW (upd/s) | AW's share of the update time | d3rlpy (upd/s) | ours / d3rlpy |")
+        rows = [
+            (n, ours(n, data, args.updates, "uniform", args.compile), ours(n, data, args.updates, "aw", args.compile))
+            for n in names
+        ]
+    print(
+        f"# bench_offline: {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread, "
+        f"{data.num_transitions:,} transitions, {args.updates:,} updates each, ours {'compiled' if args.compile else 'eager'}\n"
+    )
+    print(
+        "| algorithm | ours, uniform (upd/s) | ours, AW (upd/s) | AW's share of the update time | d3rlpy (upd/s) | ours / d3rlpy |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for n, uni, aw in rows:
         share = max(0.0, 1.0 - aw / uni)
         d3 = theirs.get(n)
-        print(f"| {n} | {uni:,.1f} | {aw:,.1f} | {100 * share:.1f}% | {'-' if d3 is None else f'{d3:,.1f}'} | "
-              f"{'-' if d3 is None else f'{uni / d3:.2f}x'} |")
+        print(
+            f"| {n} | {uni:,.1f} | {aw:,.1f} | {100 * share:.1f}% | {'-' if d3 is None else f'{d3:,.1f}'} | "
+            f"{'-' if d3 is None else f'{uni / d3:.2f}x'} |"
+        )
 
 
 if __name__ == "__main__":

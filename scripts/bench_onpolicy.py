@@ -119,8 +119,19 @@ def run_sb3(seed: int, budget: int, eval_every: int) -> RunResult:
     target = ENVS[env_id][0]
     venv = VecNormalize(make_vec_env(env_id, n_envs=4, seed=seed), norm_obs=True, norm_reward=True, gamma=0.9)
     model = SB3PPO(
-        "MlpPolicy", venv, n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
-        learning_rate=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4, seed=seed, device="cpu",
+        "MlpPolicy",
+        venv,
+        n_steps=1024,
+        gae_lambda=0.95,
+        gamma=0.9,
+        n_epochs=10,
+        ent_coef=0.0,
+        learning_rate=1e-3,
+        clip_range=0.2,
+        use_sde=True,
+        sde_sample_freq=4,
+        seed=seed,
+        device="cpu",
     )
     eval_env = vecenvs.make(env_id, num_envs=EVAL_EPISODES, device="cpu", seed=seed + 10_000)
 
@@ -158,14 +169,35 @@ def summarize(label: str, env_id: str, preset_name: str, num_envs: int | str, ru
     steps = f"{_median([r.steps for r in ok]):,.0f}" if ok else "-"
     secs = f"{_median([r.train_s for r in ok]):.1f}" if ok else "-"
     each = " ".join(f"{r.train_s:.1f}{'' if r.reached else '*'}" for r in runs)
-    return [label, env_id, preset_name, str(num_envs), f"{len(ok)}/{len(runs)}", steps, secs, each,
-            f"{_median([r.eval_s for r in runs]):.1f}", f"{_median([r.final_return for r in runs]):.1f}"]
+    return [
+        label,
+        env_id,
+        preset_name,
+        str(num_envs),
+        f"{len(ok)}/{len(runs)}",
+        steps,
+        secs,
+        each,
+        f"{_median([r.eval_s for r in runs]):.1f}",
+        f"{_median([r.final_return for r in runs]):.1f}",
+    ]
 
 
 def print_table(rows: list[list[str]]) -> None:
-    header = ["algo", "env", "preset", "num_envs", "reached", "steps to target (med)", "train s (med)",
-              "train s each (*=missed)", "eval s", "final return (med)"]
+    header = [
+        "algo",
+        "env",
+        "preset",
+        "num_envs",
+        "reached",
+        "steps to target (med)",
+        "train s (med)",
+        "train s each (*=missed)",
+        "eval s",
+        "final return (med)",
+    ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
 
@@ -203,8 +235,11 @@ def main() -> None:
             for seed in seeds:
                 r = run_ours(algo, env_id, seed, num_envs, budget, args.eval_every)
                 runs.append(r)
-                print(f"{name} {env_id} seed {seed}: reached={r.reached} steps={r.steps:,} train={r.train_s:.1f}s "
-                      f"eval={r.eval_s:.1f}s return={r.final_return:.1f}", flush=True)
+                print(
+                    f"{name} {env_id} seed {seed}: reached={r.reached} steps={r.steps:,} train={r.train_s:.1f}s "
+                    f"eval={r.eval_s:.1f}s return={r.final_return:.1f}",
+                    flush=True,
+                )
                 if args.verbose:
                     print("   ", [(s, round(t, 1), round(v, 1)) for s, t, v in r.curve])
             rows.append(summarize(name, env_id, preset_name, num_envs, runs))
@@ -213,8 +248,11 @@ def main() -> None:
         for seed in seeds:
             r = run_sb3(seed, 10_000 if args.quick else args.sb3_budget, max(args.eval_every, 4096))
             runs.append(r)
-            print(f"SB3-PPO Pendulum-v1 seed {seed}: reached={r.reached} steps={r.steps:,} train={r.train_s:.1f}s "
-                  f"return={r.final_return:.1f}", flush=True)
+            print(
+                f"SB3-PPO Pendulum-v1 seed {seed}: reached={r.reached} steps={r.steps:,} train={r.train_s:.1f}s "
+                f"return={r.final_return:.1f}",
+                flush=True,
+            )
         rows.append(summarize("SB3 PPO", "Pendulum-v1", "rl-zoo", 4, runs))
     print()
     print_table(rows)

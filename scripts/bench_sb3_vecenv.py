@@ -96,24 +96,33 @@ def main(argv: list[str] | None = None) -> None:
             make = lambda name=name: make_source(name, args.env_id, args.num_envs, seed=r)  # noqa: E731
             env_only[name].append(env_steps_per_s(make, args.env_steps, seed=r))
             train[name].append(train_steps_per_s(make, args.total_steps, args.n_steps, seed=r))
-            print(f"repeat {r + 1}/{args.repeats} {name}: PPO {train[name][-1]:,.0f} steps/s, env only {env_only[name][-1]:,.0f} steps/s", flush=True)
+            print(
+                f"repeat {r + 1}/{args.repeats} {name}: PPO {train[name][-1]:,.0f} steps/s, env only {env_only[name][-1]:,.0f} steps/s",
+                flush=True,
+            )
     elapsed = time.perf_counter() - t_start
 
     base_t, base_e = max(train["sb3"]), max(env_only["sb3"])
     print()
-    print(f"SB3 PPO on {args.env_id}, {args.num_envs} envs, n_steps={args.n_steps}, ~{args.total_steps:,} steps per run, "
-          f"best of {args.repeats} (median in brackets); torch 1 thread, device cpu")
+    print(
+        f"SB3 PPO on {args.env_id}, {args.num_envs} envs, n_steps={args.n_steps}, ~{args.total_steps:,} steps per run, "
+        f"best of {args.repeats} (median in brackets); torch 1 thread, device cpu"
+    )
     print()
     print("| env source | PPO steps/s | speed-up | env-only steps/s | speed-up |")
     print("|---|---|---|---|---|")
     for name, label in sources.items():
         t, e = max(train[name]), max(env_only[name])
-        print(f"| {label} | {t:,.0f} ({statistics.median(train[name]):,.0f}) | {t / base_t:.2f}x "
-              f"| {e:,.0f} ({statistics.median(env_only[name]):,.0f}) | {e / base_e:.2f}x |")
+        print(
+            f"| {label} | {t:,.0f} ({statistics.median(train[name]):,.0f}) | {t / base_t:.2f}x "
+            f"| {e:,.0f} ({statistics.median(env_only[name]):,.0f}) | {e / base_e:.2f}x |"
+        )
     print()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}, "
-          f"torch {torch.__version__}, stable-baselines3 {stable_baselines3.__version__}, numpy {np.__version__}; "
-          f"load average {load0[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end; {elapsed:.0f} s in all")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}, "
+        f"torch {torch.__version__}, stable-baselines3 {stable_baselines3.__version__}, numpy {np.__version__}; "
+        f"load average {load0[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end; {elapsed:.0f} s in all"
+    )
 
 
 if __name__ == "__main__":

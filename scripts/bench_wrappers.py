@@ -157,8 +157,10 @@ def count_ops(ref: ModuleType, env_id: str, n: int, steps: int = 100) -> None:
     for name in ("old", "new"):
         extra = counts[name] - bare
         top = ", ".join(f"{k} {v / steps:g}" for k, v in extra.most_common(8))
-        print(f"{env_id} n={n} {name}: {sum(extra.values()) / steps:g} ops/step over the bare env's "
-              f"{sum(bare.values()) / steps:g} ({top}, ...)")
+        print(
+            f"{env_id} n={n} {name}: {sum(extra.values()) / steps:g} ops/step over the bare env's "
+            f"{sum(bare.values()) / steps:g} ({top}, ...)"
+        )
 
 
 class ConstantEnv(gym.vector.VectorEnv):
@@ -236,8 +238,10 @@ def main() -> None:
     for env_id in args.envs:
         for n in args.num_envs:
             check_identical(ref, env_id, n)
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread; "
-          f"µs/step, min of {args.rounds} x {args.steps} steps; reference wrappers.py at {args.ref}")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, 1 thread; "
+        f"µs/step, min of {args.rounds} x {args.steps} steps; reference wrappers.py at {args.ref}"
+    )
     print(f"{'env':<14}{'n':>4}{'bare':>9}{'old':>9}{'new':>9}{'old-bare':>10}{'new-bare':>10}{'overhead':>10}")
     for env_id in args.envs:
         for n in args.num_envs:

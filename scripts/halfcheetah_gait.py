@@ -64,8 +64,14 @@ def gait(checkpoint: Path, env_id: str, episodes: int, seed: int, stochastic: bo
     # every copy runs to the time limit (HalfCheetah never terminates); act also sees a few steps past it
     steps = int(result["length_mean"])
     fraction = torch.stack(flipped[:steps]).double().mean(0).tolist()
-    return {"run": str(checkpoint.parent), "env_id": env_id, "return_mean": result["return_mean"],
-            "returns": result["returns"], "upside_down": fraction, "on_back": sum(f > 0.5 for f in fraction)}
+    return {
+        "run": str(checkpoint.parent),
+        "env_id": env_id,
+        "return_mean": result["return_mean"],
+        "returns": result["returns"],
+        "upside_down": fraction,
+        "on_back": sum(f > 0.5 for f in fraction),
+    }
 
 
 def main(args: Args) -> list[dict[str, Any]]:
@@ -78,7 +84,9 @@ def main(args: Args) -> list[dict[str, Any]]:
         checkpoint = evaluate_script.checkpoint_path(run)
         env_id = args.env_id or evaluate_script.env_id_from_config(checkpoint)
         if not env_id.startswith("HalfCheetah"):
-            raise SystemExit(f"{run} is a run on {env_id}; this script reads HalfCheetah's pitch (pass --env-id HalfCheetah-v5 to override)")
+            raise SystemExit(
+                f"{run} is a run on {env_id}; this script reads HalfCheetah's pitch (pass --env-id HalfCheetah-v5 to override)"
+            )
         row = gait(checkpoint, env_id, args.episodes, args.seed, args.stochastic)
         episodes = ", ".join(f"{r:.0f} ({f:.2f})" for r, f in zip(row["returns"], row["upside_down"]))
         print(f"| {row['run']} | {row['return_mean']:.0f} | {row['on_back']} of {args.episodes} | {episodes} |", flush=True)

@@ -42,7 +42,9 @@ def test_tensor_types_and_devices(device):
 def test_final_obs_dense_and_equal_to_gymnasium():
     n, seed = 4, 42
     env = GymnasiumVecEnv("CartPole-v1", num_envs=n, seed=seed)  # the seed applies to the first reset
-    ref = gym.make_vec("CartPole-v1", num_envs=n, vectorization_mode="sync", vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    ref = gym.make_vec(
+        "CartPole-v1", num_envs=n, vectorization_mode="sync", vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}
+    )
     try:
         obs, _ = env.reset()
         ref_obs, _ = ref.reset(seed=seed)

@@ -58,6 +58,7 @@ def test_learns_pendulum(name):
 
 # --- the losses -------------------------------------------------------------------------
 
+
 def _grad_wrt_ratio(loss_fn, r: float, a: float, eps: float = 0.2) -> float:
     log_ratio = torch.tensor([math.log(r)], dtype=torch.float64, requires_grad=True)
     loss = loss_fn(log_ratio, torch.tensor([a], dtype=torch.float64), eps)
@@ -126,8 +127,11 @@ def test_trpo_update_respects_trust_region_and_improves_surrogate(env_id):
 
 # --- checkpoints ------------------------------------------------------------------------
 
+
 def _small(cls):
-    cfg = cls.config_class(num_steps=32, seed=3, **({"num_minibatches": 4, "update_epochs": 2} if cls is not TRPO else {"critic_epochs": 2}))
+    cfg = cls.config_class(
+        num_steps=32, seed=3, **({"num_minibatches": 4, "update_epochs": 2} if cls is not TRPO else {"critic_epochs": 2})
+    )
     return cfg
 
 
@@ -164,7 +168,9 @@ def _check_exact_resume(cls, env_id, cfg, tmp_path):
     crashed = cls(vecenvs.make(env_id, num_envs=4, seed=5), cfg)
     ckpt = tmp_path / "ckpt.pt"
     with pytest.raises(KeyboardInterrupt):
-        crashed.learn(total, logger=_CrashAt(3 * per_update), checkpoint_path=ckpt, checkpoint_every=2 * per_update, progress=False)
+        crashed.learn(
+            total, logger=_CrashAt(3 * per_update), checkpoint_path=ckpt, checkpoint_every=2 * per_update, progress=False
+        )
     torch.manual_seed(999)  # disturb the global RNG: load must restore it
     resumed = cls.load(ckpt, env=vecenvs.make(env_id, num_envs=4, seed=77))
     assert resumed.global_step == 2 * per_update
@@ -285,6 +291,7 @@ def test_reward_normalizer_survives_resume_on_the_gymnasium_adapter(tmp_path):
 
 # --- seeds, interop, checkpoints as a new user meets them ----------------------------------
 
+
 def _params(agent):
     return torch.cat([p.detach().flatten() for p in agent.policy.parameters()])
 
@@ -382,11 +389,23 @@ def test_trpo_kl_is_averaged_over_action_dimensions_by_default():
 
 def test_mujoco_presets_match_their_references():
     trpo = TRPOConfig.preset("mujoco")  # rl-zoo hyperparams/trpo.yml, MuJoCo defaults
-    assert (trpo.num_steps, trpo.cg_iters, trpo.critic_epochs, trpo.critic_batch_size, trpo.critic_learning_rate) == (1024, 25, 20, 128, 1e-3)
+    assert (trpo.num_steps, trpo.cg_iters, trpo.critic_epochs, trpo.critic_batch_size, trpo.critic_learning_rate) == (
+        1024,
+        25,
+        20,
+        128,
+        1e-3,
+    )
     assert trpo.kl_reduction == "mean" and trpo.max_kl == 0.01 and trpo.normalize_obs and trpo.normalize_reward
     spo = SPO.config_class.preset("mujoco")  # the SPO repository's mujoco/main.py
     assert spo.actor_hidden == (256, 256, 128, 128, 64, 64) and spo.critic_hidden == (64, 64)
-    assert (spo.num_steps, spo.num_minibatches, spo.update_epochs, spo.adam_eps, spo.anneal_lr_steps) == (256, 4, 10, 1e-8, 10_000_000)
+    assert (spo.num_steps, spo.num_minibatches, spo.update_epochs, spo.adam_eps, spo.anneal_lr_steps) == (
+        256,
+        4,
+        10,
+        1e-8,
+        10_000_000,
+    )
     assert SPO.config_class.preset("mujoco-ppo") == SPO.config_class()
 
 

@@ -21,8 +21,14 @@ LATENCY_ROWS = (
     + [f"| flow | euler, {n} step" for n in (1, 5, 10)]
     + ["| consistency | 1 step |", "| consistency | 2 steps |", "| FQL one-step actor | - |"]
 )
-UPDATE_ROWS = ["| Diffusion-QL | 5 |", "| EDP (td3) | 5 |", "| Diffusion-QL | 20 |", "| EDP (td3) | 20 |", "| FQL |",
-               "| Diffusion-BC | 5 |"]
+UPDATE_ROWS = [
+    "| Diffusion-QL | 5 |",
+    "| EDP (td3) | 5 |",
+    "| Diffusion-QL | 20 |",
+    "| EDP (td3) | 20 |",
+    "| FQL |",
+    "| Diffusion-BC | 5 |",
+]
 
 
 def rows_of(out: str, prefix: str) -> list[str]:
@@ -70,8 +76,18 @@ def test_failed_compile_prints_failed(monkeypatch, capsys):
 
 
 def test_scores_section_prints_the_generative_table(tmp_path, capsys):
-    row = {"table": "generative", "algo": "fql", "dataset": "hopper-medium-v5", "weighting": "uniform", "seed": 0,
-           "command": "c", "commit": "x", "final": 41.0, "curve": [[5000, 41.0]], "references": [16.7, 3113.1]}
+    row = {
+        "table": "generative",
+        "algo": "fql",
+        "dataset": "hopper-medium-v5",
+        "weighting": "uniform",
+        "seed": 0,
+        "command": "c",
+        "commit": "x",
+        "final": 41.0,
+        "curve": [[5000, 41.0]],
+        "references": [16.7, 3113.1],
+    }
     results = tmp_path / "offline.jsonl"
     results.write_text(json.dumps(row) + "\n")
     bench_generative.main(["--only", "scores", "--results", str(results)])

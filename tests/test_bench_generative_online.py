@@ -41,8 +41,16 @@ def hopper_dataset(path: Path, copies: int = 4, steps: int = 100, seed: int = 0)
             cols[k].append(v)
         obs = next_obs
     flat = {k: torch.stack(v, 1).flatten(0, 1).numpy() for k, v in cols.items()}  # copy-major: episode order
-    data = OfflineDataset(flat["obs"], flat["actions"], flat["rewards"], flat["terminals"], flat["timeouts"], flat["next_obs"],
-                          observation_space=env.single_observation_space, action_space=env.single_action_space)
+    data = OfflineDataset(
+        flat["obs"],
+        flat["actions"],
+        flat["rewards"],
+        flat["terminals"],
+        flat["timeouts"],
+        flat["next_obs"],
+        observation_space=env.single_observation_space,
+        action_space=env.single_action_space,
+    )
     return data.save_npz(path)
 
 
@@ -51,7 +59,7 @@ def table(out: str, title: str) -> tuple[str, list[list[str]]]:
     lines = out.splitlines()
     (start,) = [i for i, line in enumerate(lines) if line.startswith(title)]
     body = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         body.append(line)
@@ -71,8 +79,9 @@ def check_curve_table(out: str, title: str, methods: tuple[str, ...], extra: int
 @pytest.mark.slow
 def test_quick_prints_every_table(tmp_path, capsys):
     data = hopper_dataset(tmp_path / "hopper-tiny.npz")
-    results = bench.main(["--quick", "--dataset", str(data), "--checkpoint-dir", str(tmp_path / "bases"),
-                          "--json", str(tmp_path / "out.json")])
+    results = bench.main(
+        ["--quick", "--dataset", str(data), "--checkpoint-dir", str(tmp_path / "bases"), "--json", str(tmp_path / "out.json")]
+    )
     out = capsys.readouterr().out
     first = out.splitlines()[0]
     assert first.startswith("# bench_generative_online: ") and f"torch {torch.__version__}" in first and "thread" in first
@@ -81,15 +90,19 @@ def test_quick_prints_every_table(tmp_path, capsys):
         check_curve_table(out, f"**From scratch on {env_id}**", SCRATCH_ROWS)
     check_curve_table(out, "**Fine-tuning on Hopper-v5 from BC-pretrained policies**", ROWS, extra=2)
     _, rows = table(out, "**Fine-tuning on Hopper-v5")
-    assert [r[1] for r in rows] == ["Gaussian BC (adapter)", "flow Diffusion-BC", "Diffusion-BC (K = 10)",
-                                    "Diffusion-BC (K = 10), frozen"]
+    assert [r[1] for r in rows] == [
+        "Gaussian BC (adapter)",
+        "flow Diffusion-BC",
+        "Diffusion-BC (K = 10)",
+        "Diffusion-BC (K = 10), frozen",
+    ]
     header, rows = table(out, "**Throughput on Hopper-v5**")
     assert header.startswith("| method | compile | env steps/s | updates/s | rollout share |"), header
     assert [(r[0], r[1]) for r in rows] == [(m, c) for c in ("off", "on") for m in ROWS]
     for r in rows:
         assert len(r) == 7 and "failed" not in " ".join(r) and float(r[2].replace(",", "")) > 0, r
         assert r[5].endswith("x") and (r[4] == "-") == (r[0] == "DSRL (SAC)"), r
-    targets = out[out.index("Targets (the issue's)"):].splitlines()[1:]
+    targets = out[out.index("Targets (the issue's)") :].splitlines()[1:]
     targets = [t for t in targets if t.startswith("- ")]
     assert len(targets) == 10, targets  # 2 FPO-vs-PPO, Pendulum, DPPO fine-tuning, 4 throughput, 2 training-run ratios
     assert all("**met**" in t or "**not met**" in t for t in targets), targets
@@ -101,9 +114,21 @@ def test_quick_prints_every_table(tmp_path, capsys):
 
     # the same bases given as checkpoints ({seed} -> 0): no dataset needed, no pretraining
     bases = tmp_path / "bases"
-    bench.main(["--quick", "--only", "finetune", "--dataset", str(tmp_path / "missing.hdf5"),
-                "--diffusion-bc", str(bases / "diffusion-seed{seed}.pt"), "--flow-bc", str(bases / "flow-seed{seed}.pt"),
-                "--gaussian-bc", str(bases / "gaussian-seed{seed}.pt")])
+    bench.main(
+        [
+            "--quick",
+            "--only",
+            "finetune",
+            "--dataset",
+            str(tmp_path / "missing.hdf5"),
+            "--diffusion-bc",
+            str(bases / "diffusion-seed{seed}.pt"),
+            "--flow-bc",
+            str(bases / "flow-seed{seed}.pt"),
+            "--gaussian-bc",
+            str(bases / "gaussian-seed{seed}.pt"),
+        ]
+    )
     out = capsys.readouterr().out
     check_curve_table(out, "**Fine-tuning on Hopper-v5 from BC-pretrained policies** (given checkpoints", ROWS, extra=2)
     assert "pretrained Diffusion-BC" not in out and all(r[2] == "given" for r in table(out, "**Fine-tuning")[1])
@@ -125,8 +150,9 @@ def test_gaussian_bc_adapter_acts_as_its_bc_checkpoint(tmp_path):
     cfg = PPOConfig(num_steps=16, num_minibatches=2, update_epochs=1, compile=False)
     with pytest.raises(ValueError, match="does not fit"):  # why the adapter exists: PPO cannot load BC's actor itself
         PPO(env, cfg).load_modules(path, ["policy"])
-    policy, normalizer = bench.BCGaussianPolicy.from_bc_checkpoint(path, env.single_observation_space,
-                                                                    env.single_action_space, log_std_init=-1.0)
+    policy, normalizer = bench.BCGaussianPolicy.from_bc_checkpoint(
+        path, env.single_observation_space, env.single_action_space, log_std_init=-1.0
+    )
     agent = PPO(env, cfg, policy=policy)
     agent.freeze_obs_normalization(normalizer)
     obs = data.observations[:64]
@@ -136,8 +162,9 @@ def test_gaussian_bc_adapter_acts_as_its_bc_checkpoint(tmp_path):
     agent.learn(agent.steps_per_iteration, progress=False)
     assert all(torch.equal(agent.obs_rms.state_dict()[k], v) for k, v in stats.items())  # the dataset's, frozen
     with pytest.raises(ValueError, match="wraps a BC checkpoint's DeterministicActor"):
-        bench.BCGaussianPolicy.from_bc_checkpoint(agent.save(tmp_path / "ppo.pt"), env.single_observation_space,
-                                                  env.single_action_space, -1.0)
+        bench.BCGaussianPolicy.from_bc_checkpoint(
+            agent.save(tmp_path / "ppo.pt"), env.single_observation_space, env.single_action_space, -1.0
+        )
 
 
 def test_checkpoints_fall_on_every_methods_iterations():

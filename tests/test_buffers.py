@@ -194,6 +194,7 @@ def test_minibatches_cover_each_sample_once_and_keep_device(device):
 
 def test_minibatch_shuffling_is_reproducible_with_a_seeded_generator():
     buf = _id_buffer()
+
     def order(seed: int) -> torch.Tensor:
         return torch.cat([b["obs"][:, 0] for b in buf.minibatches(3, torch.Generator().manual_seed(seed))])
 
@@ -214,8 +215,16 @@ def test_add_validation_full_and_reset():
     T, N = 2, 3
     buf = RolloutBuffer(T, N, (4,), (2,), "cpu")
     z, b = torch.zeros(N), torch.zeros(N, dtype=torch.bool)
-    good = dict(obs=torch.zeros(N, 4), actions=torch.zeros(N, 2), rewards=z, terminated=b, truncated=b, values=z,
-                final_obs=torch.zeros(N, 4), stored={"log_prob": z})
+    good = dict(
+        obs=torch.zeros(N, 4),
+        actions=torch.zeros(N, 2),
+        rewards=z,
+        terminated=b,
+        truncated=b,
+        values=z,
+        final_obs=torch.zeros(N, 4),
+        stored={"log_prob": z},
+    )
     with pytest.raises(ValueError, match=r"obs: expected shape \(3, 4\), got \(3, 5\)"):
         buf.add(**{**good, "obs": torch.zeros(N, 5)})
     with pytest.raises(ValueError, match=r"values: expected device cpu, got meta"):

@@ -58,8 +58,13 @@ def test_a_pickle_payload_is_refused_and_runs_nothing(tmp_path):
         PPO.load(evil)
     assert not marker.exists()
     # the evaluation script, as a user runs it, fails (non-zero) and runs nothing either
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(evil), "--env-id", "Pendulum-v1", "--episodes", "1"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "evaluate.py"), str(evil), "--env-id", "Pendulum-v1", "--episodes", "1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert done.returncode != 0 and "refused" in done.stderr + done.stdout
     assert not marker.exists()
 
@@ -67,8 +72,12 @@ def test_a_pickle_payload_is_refused_and_runs_nothing(tmp_path):
 @pytest.mark.parametrize("name", ["os:system", "builtins:exec", "subprocess:Popen", "posix:system"])
 def test_a_spec_naming_a_callable_outside_the_library_is_refused_before_any_call(tmp_path, name):
     marker = tmp_path / "pwned"
-    args = {"os:system": [f"touch {marker}"], "posix:system": [f"touch {marker}"],
-            "builtins:exec": [f"open({str(marker)!r}, 'w').close()"], "subprocess:Popen": [["touch", str(marker)]]}[name]
+    args = {
+        "os:system": [f"touch {marker}"],
+        "posix:system": [f"touch {marker}"],
+        "builtins:exec": [f"open({str(marker)!r}, 'w').close()"],
+        "subprocess:Popen": [["touch", str(marker)]],
+    }[name]
     state = torch.load(honest_ppo(tmp_path), weights_only=True)
     state["policy_spec"] = {"class": name, "args": args, "kwargs": {}}
     atomic_save(state, tmp_path / "evil.pt")  # plain data: only the spec is hostile
@@ -81,20 +90,32 @@ def test_a_spec_naming_a_callable_outside_the_library_is_refused_before_any_call
 
 def test_a_module_outside_the_library_is_not_even_imported(tmp_path, monkeypatch):
     marker = tmp_path / "imported"
-    (tmp_path / "evil_policies.py").write_text(f"open({str(marker)!r}, 'w').close()\n"
-                                               "import torch\nclass Policy(torch.nn.Module):\n    pass\n")
+    (tmp_path / "evil_policies.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nimport torch\nclass Policy(torch.nn.Module):\n    pass\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(UntrustedClassError, match="evil_policies:Policy"):
         build_module({"class": "evil_policies:Policy", "args": [], "kwargs": {}})
     assert not marker.exists() and "evil_policies" not in sys.modules
 
 
-@pytest.mark.parametrize("spec", [
-    {"class": "policyopt.algos.core.logger:RunLogger", "args": ["MARKER"], "kwargs": {}},  # a library class, but no nn.Module: it makes a directory
-    {"class": "policyopt.nets.spec:importlib.import_module", "args": ["antigravity"], "kwargs": {}},  # a function reached through a module
-    {"class": "policyopt.nets.spec:_trusted.set", "args": [["os"]], "kwargs": {}},  # a private name
-    {"class": "policyopt.nets.spec:RecordsInit", "args": [], "kwargs": {}},  # records, but is no module
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {
+            "class": "policyopt.algos.core.logger:RunLogger",
+            "args": ["MARKER"],
+            "kwargs": {},
+        },  # a library class, but no nn.Module: it makes a directory
+        {
+            "class": "policyopt.nets.spec:importlib.import_module",
+            "args": ["antigravity"],
+            "kwargs": {},
+        },  # a function reached through a module
+        {"class": "policyopt.nets.spec:_trusted.set", "args": [["os"]], "kwargs": {}},  # a private name
+        {"class": "policyopt.nets.spec:RecordsInit", "args": [], "kwargs": {}},  # records, but is no module
+    ],
+)
 def test_a_library_name_that_is_not_a_recording_module_class_is_refused(tmp_path, spec):
     spec = json.loads(json.dumps(spec).replace("MARKER", str(tmp_path / "made")))
     with pytest.raises(UntrustedClassError):
@@ -156,9 +177,17 @@ def pendulum_dataset() -> OfflineDataset:
     obs = (rng.normal(size=(n, 3)) * [0.5, 0.5, 3.0]).astype(np.float32)
     timeouts = np.zeros(n, bool)
     timeouts[99] = timeouts[199] = True
-    return OfflineDataset(obs, rng.uniform(-2, 2, (n, 1)).astype(np.float32), rng.normal(size=n).astype(np.float32),
-                          np.zeros(n, bool), timeouts, np.roll(obs, -1, 0), observation_space=env.single_observation_space,
-                          action_space=env.single_action_space, metadata={"ref_min_score": -1500.0, "ref_max_score": 0.0})
+    return OfflineDataset(
+        obs,
+        rng.uniform(-2, 2, (n, 1)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        np.zeros(n, bool),
+        timeouts,
+        np.roll(obs, -1, 0),
+        observation_space=env.single_observation_space,
+        action_space=env.single_action_space,
+        metadata={"ref_min_score": -1500.0, "ref_max_score": 0.0},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +196,12 @@ def bases(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("bases")
     data = pendulum_dataset()
-    return {family: DiffusionBC(data, DiffusionBCConfig(family=family, actor_hidden=(16, 16), batch_size=16, num_timesteps=5))
-            .learn(4, progress=False).save(root / f"{family}.pt") for family in ("diffusion", "flow")}
+    return {
+        family: DiffusionBC(data, DiffusionBCConfig(family=family, actor_hidden=(16, 16), batch_size=16, num_timesteps=5))
+        .learn(4, progress=False)
+        .save(root / f"{family}.pt")
+        for family in ("diffusion", "flow")
+    }
 
 
 SMALL_NETS = dict(actor_hidden=(16, 16), critic_hidden=(16, 16))
@@ -177,9 +210,22 @@ SMALL_NETS = dict(actor_hidden=(16, 16), critic_hidden=(16, 16))
 def small_agent(name: str, bases: dict[str, Path]):
     cls = ALGORITHMS[name]
     fields = {f for f in cls.config_class.__dataclass_fields__}
-    kw = {k: v for k, v in {**SMALL_NETS, "batch_size": 16, "num_steps": 8, "num_minibatches": 2, "update_epochs": 1,
-                            "learning_starts": 4, "buffer_size": 64, "num_timesteps": 5, "sample_steps": 2,
-                            "num_mc_samples": 2}.items() if k in fields}
+    kw = {
+        k: v
+        for k, v in {
+            **SMALL_NETS,
+            "batch_size": 16,
+            "num_steps": 8,
+            "num_minibatches": 2,
+            "update_epochs": 1,
+            "learning_starts": 4,
+            "buffer_size": 64,
+            "num_timesteps": 5,
+            "sample_steps": 2,
+            "num_mc_samples": 2,
+        }.items()
+        if k in fields
+    }
     if name == "dppo":
         kw.update(pretrained=str(bases["diffusion"]), ft_denoising_steps=2)
     if name == "fpo":
@@ -227,8 +273,9 @@ def test_a_checkpoint_of_release_0_1_with_its_old_class_paths_still_loads(tmp_pa
     state["policy_spec"]["class"] = state["policy_class"] = "nets.policies:GaussianPolicy"
     old = atomic_save(state, tmp_path / "v0_1.pt")
     obs = torch.randn(4, 3)
-    torch.testing.assert_close(PPO.load(old).act(obs, deterministic=True), PPO.load(path).act(obs, deterministic=True),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        PPO.load(old).act(obs, deterministic=True), PPO.load(path).act(obs, deterministic=True), rtol=0, atol=0
+    )
     from policyopt.nets.spec import current_class_path
 
     assert current_class_path("algos.fql:OneStepActor") == "policyopt.algos.offline.generative.fql:OneStepActor"

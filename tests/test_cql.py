@@ -23,8 +23,14 @@ def trajectories(n: int = 300, obs_dim: int = 4, act_dim: int = 2, seed: int = 0
     obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
     terminals, timeouts = np.zeros(n, bool), np.zeros(n, bool)
     terminals[[49, 130]], timeouts[[199, n - 1]] = True, True
-    return OfflineDataset(obs, rng.uniform(-1, 1, (n, act_dim)).astype(np.float32), rng.normal(size=n).astype(np.float32),
-                          terminals, timeouts, np.roll(obs, -1, 0))
+    return OfflineDataset(
+        obs,
+        rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        terminals,
+        timeouts,
+        np.roll(obs, -1, 0),
+    )
 
 
 def near_zero_actions(n: int = 1000, seed: int = 0) -> OfflineDataset:
@@ -32,8 +38,14 @@ def near_zero_actions(n: int = 1000, seed: int = 0) -> OfflineDataset:
     rng = np.random.default_rng(seed)
     obs = rng.normal(size=(n, 3)).astype(np.float32)
     actions = np.clip(0.05 * rng.normal(size=(n, 2)), -1, 1).astype(np.float32)
-    return OfflineDataset(obs, actions, (obs[:, 0] > 0).astype(np.float32), np.ones(n, bool), np.zeros(n, bool),
-                          rng.normal(size=(n, 3)).astype(np.float32))
+    return OfflineDataset(
+        obs,
+        actions,
+        (obs[:, 0] > 0).astype(np.float32),
+        np.ones(n, bool),
+        np.zeros(n, bool),
+        rng.normal(size=(n, 3)).astype(np.float32),
+    )
 
 
 def lse(values, temp=1.0) -> float:
@@ -61,8 +73,10 @@ def test_cql_penalty_without_importance_sampling_includes_the_data_action():
     q_data = torch.tensor([[1.0, -2.0], [0.0, 0.5]])  # two critics
     q_ood = torch.tensor([[[0.5, 0.0], [2.0, -1.0]], [[1.0, 1.0], [-3.0, 0.0]]])
     gap = cql_penalty(q_data, q_ood, None, 1.0)
-    by_hand = [((lse([1.0, 0.5, 2.0]) - 1.0) + (lse([-2.0, 0.0, -1.0]) + 2.0)) / 2,
-               ((lse([0.0, 1.0, -3.0]) - 0.0) + (lse([0.5, 1.0, 0.0]) - 0.5)) / 2]
+    by_hand = [
+        ((lse([1.0, 0.5, 2.0]) - 1.0) + (lse([-2.0, 0.0, -1.0]) + 2.0)) / 2,
+        ((lse([0.0, 1.0, -3.0]) - 0.0) + (lse([0.5, 1.0, 0.0]) - 0.5)) / 2,
+    ]
     assert gap.tolist() == pytest.approx(by_hand, rel=1e-6)
     # equal Q everywhere: the gap is log(K + 1), what the log-sum-exp adds over the max
     assert cql_penalty(torch.zeros(1, 3), torch.zeros(1, 4, 3), None, 1.0).item() == pytest.approx(math.log(5))
@@ -108,8 +122,20 @@ def test_an_update_gives_finite_metrics_reaches_every_network_and_moves_targets_
     target = [p.detach().clone() for p in agent.critic_target.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(online, target))  # the target starts as a copy
     metrics = agent.update(agent.prepare(agent.sampler.sample(32)), 0.0)
-    assert set(metrics) == {"critic_loss", "td_loss", "cql_gap", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean",
-                            "q_random", "q_policy", "alpha_prime", "alpha_prime_loss"}
+    assert set(metrics) == {
+        "critic_loss",
+        "td_loss",
+        "cql_gap",
+        "actor_loss",
+        "alpha_loss",
+        "alpha",
+        "entropy",
+        "q_mean",
+        "q_random",
+        "q_policy",
+        "alpha_prime",
+        "alpha_prime_loss",
+    }
     assert all(isinstance(v, torch.Tensor) and v.shape == () and torch.isfinite(v) for v in metrics.values())
     for name, module in (("policy", agent.policy), ("critic", agent.critic)):
         grads = [p.grad for p in module.parameters()]
@@ -165,9 +191,18 @@ def test_unknown_weighting_lists_the_names():
         CQLConfig(weighting="nope")
 
 
-@pytest.mark.parametrize("bad", [dict(cql_n_actions=0), dict(cql_temp=0.0), dict(cql_alpha=-1.0), dict(alpha=0.0),
-                                 dict(actor_learning_rate=0.0), dict(cql_clip_diff_min=1.0, cql_clip_diff_max=0.0),
-                                 dict(tau=0.0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(cql_n_actions=0),
+        dict(cql_temp=0.0),
+        dict(cql_alpha=-1.0),
+        dict(alpha=0.0),
+        dict(actor_learning_rate=0.0),
+        dict(cql_clip_diff_min=1.0, cql_clip_diff_max=0.0),
+        dict(tau=0.0),
+    ],
+)
 def test_invalid_settings_are_refused(bad):
     with pytest.raises(ValueError):
         CQLConfig(**bad)
@@ -175,7 +210,12 @@ def test_invalid_settings_are_refused(bad):
 
 def test_defaults_follow_corl_and_hong_et_al():
     config = CQLConfig()
-    assert (config.actor_learning_rate, config.critic_learning_rate, config.cql_alpha, config.cql_n_actions) == (3e-5, 3e-4, 10.0, 10)
+    assert (config.actor_learning_rate, config.critic_learning_rate, config.cql_alpha, config.cql_n_actions) == (
+        3e-5,
+        3e-4,
+        10.0,
+        10,
+    )
     assert config.actor_hidden == config.critic_hidden == (256, 256, 256)
     assert config.cql_importance_sample and not config.cql_lagrange and config.cql_target_action_gap == -1.0
     data = trajectories()

@@ -42,11 +42,15 @@ def test_warp_backend_steps_on_cuda():
     assert torch.isfinite(obs).all() and torch.isfinite(reward).all()
 
 
-@pytest.mark.parametrize("algo, config, num_envs, steps", [
-    (PPO, PPOConfig(num_steps=64, num_minibatches=4, update_epochs=2), 16, 4096),
-    (SAC, SACConfig(**OFF), 1, 300),
-    (TD3, TD3Config(**OFF), 1, 300),
-], ids=["PPO", "SAC", "TD3"])
+@pytest.mark.parametrize(
+    "algo, config, num_envs, steps",
+    [
+        (PPO, PPOConfig(num_steps=64, num_minibatches=4, update_epochs=2), 16, 4096),
+        (SAC, SACConfig(**OFF), 1, 300),
+        (TD3, TD3Config(**OFF), 1, 300),
+    ],
+    ids=["PPO", "SAC", "TD3"],
+)
 def test_compiled_graph_captured_updates_agree_with_eager_on_cuda(algo, config, num_envs, steps):
     eager = algo(vecenvs.make("Pendulum-v1", num_envs=num_envs, device="cuda", seed=0), config).learn(steps, progress=False)
     config.compile = True  # on CUDA: torch.compile with CUDA graphs
@@ -58,8 +62,11 @@ def test_compiled_graph_captured_updates_agree_with_eager_on_cuda(algo, config, 
             torch.testing.assert_close(v, other[k], rtol=1e-4, atol=1e-4, msg=f"{name}.{k}")
 
 
-@pytest.mark.parametrize("algo, config", [(PPO, PPOConfig(num_steps=32, num_minibatches=2, update_epochs=1)), (SAC, SACConfig(**OFF))],
-                         ids=["PPO", "SAC"])
+@pytest.mark.parametrize(
+    "algo, config",
+    [(PPO, PPOConfig(num_steps=32, num_minibatches=2, update_epochs=1)), (SAC, SACConfig(**OFF))],
+    ids=["PPO", "SAC"],
+)
 def test_checkpoints_load_across_devices(tmp_path, algo, config):
     env = vecenvs.make("Pendulum-v1", num_envs=2, device="cuda", seed=0)
     agent = algo(env, config).learn(256, progress=False)

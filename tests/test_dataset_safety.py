@@ -29,14 +29,27 @@ def write_minari_arrow(root, a):
     buffers = []
     for i, (s, n) in enumerate(zip(d.episode_starts.tolist(), d.episode_lengths.tolist())):
         e = s + n
-        buffers.append(EpisodeBuffer(
-            id=i, observations=np.concatenate([a["observations"][s:e], a["next_observations"][e - 1:e]]),
-            actions=a["actions"][s:e], rewards=a["rewards"][s:e], terminations=a["terminals"][s:e],
-            truncations=a["timeouts"][s:e], infos=None))
+        buffers.append(
+            EpisodeBuffer(
+                id=i,
+                observations=np.concatenate([a["observations"][s:e], a["next_observations"][e - 1 : e]]),
+                actions=a["actions"][s:e],
+                rewards=a["rewards"][s:e],
+                terminations=a["terminals"][s:e],
+                truncations=a["timeouts"][s:e],
+                infos=None,
+            )
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        minari.create_dataset_from_buffers("safety/toy/arrow-v0", buffers, env="Pendulum-v1", data_format="arrow",
-                                           observation_space=d.observation_space, action_space=d.action_space)
+        minari.create_dataset_from_buffers(
+            "safety/toy/arrow-v0",
+            buffers,
+            env="Pendulum-v1",
+            data_format="arrow",
+            observation_space=d.observation_space,
+            action_space=d.action_space,
+        )
     return root / "safety" / "toy" / "arrow-v0"
 
 
@@ -52,8 +65,11 @@ def test_hostile_minari_arrow_metadata_runs_no_code(tmp_path, monkeypatch, entry
 
     # no spaces stored: minari falls back to gym.make(EnvSpec.from_json(env_spec)), whose entry point is any callable
     marker = tmp_path / "code-ran"
-    kwargs = ({"args": [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]} if entry_point == "subprocess:run"
-              else {"file": str(marker), "mode": "w"})
+    kwargs = (
+        {"args": [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]}
+        if entry_point == "subprocess:run"
+        else {"file": str(marker), "mode": "w"}
+    )
     meta_path = root / "data" / "metadata.json"
     meta = json.loads(meta_path.read_text())
     del meta["observation_space"], meta["action_space"]

@@ -38,9 +38,27 @@ L = N // WORLD
 PERM_SEED = 1234
 CONFIGS = {"PPO": (PPO, PPOConfig), "SPO": (SPO, SPOConfig)}
 # the training runs' flags: 4 global envs (2 per rank), rollouts of 64 env steps
-COMMON = ["--env-id", "CartPole-v1", "--num-envs", "4", "--no-progress", "--eval-every", "64", "--eval-episodes", "2",
-          "--checkpoint-every", "64", "--algo.num-steps", "16", "--algo.num-minibatches", "2",
-          "--algo.update-epochs", "2", "--algo.no-compile", "--algo.no-anneal-lr"]
+COMMON = [
+    "--env-id",
+    "CartPole-v1",
+    "--num-envs",
+    "4",
+    "--no-progress",
+    "--eval-every",
+    "64",
+    "--eval-episodes",
+    "2",
+    "--checkpoint-every",
+    "64",
+    "--algo.num-steps",
+    "16",
+    "--algo.num-minibatches",
+    "2",
+    "--algo.update-epochs",
+    "2",
+    "--algo.no-compile",
+    "--algo.no-anneal-lr",
+]
 
 
 def _config(name: str) -> PPOConfig:
@@ -61,18 +79,34 @@ def _rollout(agent: PPO) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         torch.manual_seed(7)
         actions, stored = agent.policy.explore(obs.flatten(0, 1))
-        return {"obs": obs, "actions": actions.view(T, N, -1), "log_prob": stored["log_prob"].view(T, N),
-                "rewards": torch.randn(T, N, generator=g), "terminated": torch.rand(T, N, generator=g) < 0.1,
-                "truncated": torch.rand(T, N, generator=g) < 0.1, "values": agent.critic(obs),
-                "final_obs": final_obs, "final_values": agent.critic(final_obs), "last_values": torch.randn(N, generator=g)}
+        return {
+            "obs": obs,
+            "actions": actions.view(T, N, -1),
+            "log_prob": stored["log_prob"].view(T, N),
+            "rewards": torch.randn(T, N, generator=g),
+            "terminated": torch.rand(T, N, generator=g) < 0.1,
+            "truncated": torch.rand(T, N, generator=g) < 0.1,
+            "values": agent.critic(obs),
+            "final_obs": final_obs,
+            "final_values": agent.critic(final_obs),
+            "last_values": torch.randn(N, generator=g),
+        }
 
 
 def _fill(agent: PPO, r: dict[str, torch.Tensor], cols: slice) -> None:
     buf, cfg = agent.buffer, agent.config
     buf.reset()
     for t in range(T):
-        buf.add(r["obs"][t, cols], r["actions"][t, cols], r["rewards"][t, cols], r["terminated"][t, cols],
-                r["truncated"][t, cols], r["values"][t, cols], r["final_obs"][t, cols], {"log_prob": r["log_prob"][t, cols]})
+        buf.add(
+            r["obs"][t, cols],
+            r["actions"][t, cols],
+            r["rewards"][t, cols],
+            r["terminated"][t, cols],
+            r["truncated"][t, cols],
+            r["values"][t, cols],
+            r["final_obs"][t, cols],
+            {"log_prob": r["log_prob"][t, cols]},
+        )
     buf.compute_advantages(r["last_values"][cols], r["final_values"][:, cols], cfg.gamma, cfg.gae_lambda)
 
 
@@ -105,8 +139,7 @@ def _update_on_rank(name: str, world: distributed.World, variant: type[distribut
 
 def _rank_checks(rank: int, port: int, out: str) -> None:
     """Everything two ranks check, in one process group; results to ``out/rank<r>.pt``, run dirs under ``out``."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(WORLD))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD))
     torch.set_num_threads(1)
     world = distributed.init("cpu")
     res: dict = {}
@@ -128,8 +161,12 @@ def _rank_checks(rank: int, port: int, out: str) -> None:
         env = agent.env
         while not isinstance(env, NormalizeReward):
             env = env.env
-        res["agent"] = {"obs_rms": agent.obs_rms.state_dict(), "reward_rms": env.rms.state_dict(), "steps": agent.steps_per_iteration,
-                        "synced": isinstance(agent.obs_rms, distributed.SyncedRunningMeanStd)}
+        res["agent"] = {
+            "obs_rms": agent.obs_rms.state_dict(),
+            "reward_rms": env.rms.state_dict(),
+            "steps": agent.steps_per_iteration,
+            "synced": isinstance(agent.obs_rms, distributed.SyncedRunningMeanStd),
+        }
         try:
             TRPO(vecenvs.make("CartPole-v1", num_envs=L), TRPO.config_class(compile=False))
         except ValueError as e:
@@ -226,10 +263,18 @@ def test_normalizer_statistics_are_the_global_batch_on_every_rank(ranks):
 # --- 3. end to end under torchrun -------------------------------------------------------------------
 def _torchrun(*args: str) -> str:
     """``torchrun --standalone --nproc-per-node 2 scripts/train_ppo.py COMMON args``; its output."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD),
-           "scripts/train_ppo.py", *COMMON, *args]
-    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                          timeout=180)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        str(WORLD),
+        "scripts/train_ppo.py",
+        *COMMON,
+        *args,
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=180)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     return out
@@ -240,7 +285,12 @@ def test_torchrun_resumes_exactly_and_only_rank0_writes(spawned):
     cut, whole = spawned / "cut", spawned / "whole"  # written by the spawned ranks (train(), as under torchrun)
     config = json.loads((whole / "config.json").read_text())
     assert config["world_size"] == WORLD and config["num_envs"] == 4
-    assert sorted(p.name for p in whole.iterdir() if not p.name.startswith("events.")) == [".lock", "checkpoint.pt", "config.json", "metrics.jsonl"]
+    assert sorted(p.name for p in whole.iterdir() if not p.name.startswith("events.")) == [
+        ".lock",
+        "checkpoint.pt",
+        "config.json",
+        "metrics.jsonl",
+    ]
     assert len(list(whole.glob("events.out.tfevents.*"))) == 1  # one writer: rank 0
     rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 64, 128]

@@ -36,14 +36,20 @@ def test_ci_runs_exactly_the_readmes_test_command():
     root = DOCS.parent
     command = (root / ".ci" / "run").read_text().strip().splitlines()[-1]
     readme = (root / "README.md").read_text()
-    assert "ruff check ." in command and "python -m pytest -q" in command
+    assert "ruff check ." in command and "ruff format --check ." in command and "python -m pytest -q" in command
     assert f"```bash\n{command}\n```" in readme
 
 
 def test_the_docs_site_builds_strict(tmp_path):
     """mkdocs build --strict: every page, link and API entry resolves (no plugin fetches anything)."""
     root = DOCS.parent
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")], cwd=root,
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "doc-heading" in (tmp_path / "site" / "api" / "index.html").read_text()  # the API reference was generated

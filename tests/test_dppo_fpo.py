@@ -43,6 +43,7 @@ POLICIES = {"dppo": dppo_policy, "fpo": fpo_policy, "fpo_per_pair": lambda: fpo_
 
 # ---- the log-ratios ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", list(POLICIES))
 def test_log_ratio_is_exactly_zero_at_unchanged_parameters(name):
     torch.manual_seed(0)
@@ -116,6 +117,7 @@ def test_log_ratio_gradient_matches_finite_differences(name):
 
 # ---- DPPO's loss: the denoising discount and the per-step clip schedule ------------------------------
 
+
 def test_dppo_loss_matches_a_hand_computation():
     torch.manual_seed(0)
     B, K, gamma, final, base, rate = 5, 4, 0.9, 0.2, 0.02, 3.0
@@ -123,7 +125,9 @@ def test_dppo_loss_matches_a_hand_computation():
     adv = torch.randn(B, dtype=torch.float64)
     clips = clip_schedule(K, final, base, rate, log_ratio)
     assert clips[0].item() == pytest.approx(base) and clips[-1].item() == pytest.approx(final)
-    torch.testing.assert_close(denoising_discounts(K, gamma, log_ratio), torch.tensor([0.729, 0.81, 0.9, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        denoising_discounts(K, gamma, log_ratio), torch.tensor([0.729, 0.81, 0.9, 1.0], dtype=torch.float64)
+    )
     total = 0.0
     for b in range(B):
         for k in range(K):  # k in chain order: k = K - 1 is the last (clean) step, discount 1
@@ -135,8 +139,10 @@ def test_dppo_loss_matches_a_hand_computation():
     loss = dppo_policy_loss(log_ratio, adv, denoising_discounts(K, gamma, log_ratio), clips)
     assert loss.item() == pytest.approx(expected, rel=1e-12)
     # the algorithm's policy_loss is this loss with the config's values
-    agent = DPPO(vecenvs.make("Pendulum-v1", num_envs=2), DPPOConfig(
-        **SMALL, num_timesteps=4, gamma_denoise=gamma, clip_coef=final, clip_coef_base=base, clip_coef_rate=rate))
+    agent = DPPO(
+        vecenvs.make("Pendulum-v1", num_envs=2),
+        DPPOConfig(**SMALL, num_timesteps=4, gamma_denoise=gamma, clip_coef=final, clip_coef_base=base, clip_coef_rate=rate),
+    )
     assert agent.policy_loss(log_ratio, adv).item() == pytest.approx(expected, rel=1e-12)
     # without discount and with one clip range it is PPO's clipped surrogate over [B, K'] ratios
     ones, same = torch.ones(K, dtype=torch.float64), torch.full((K,), 0.2, dtype=torch.float64)
@@ -156,6 +162,7 @@ def test_fpo_plus_loss_is_ppo_clip_for_positive_and_spo_for_negative_advantages(
 
 # ---- checkpoints --------------------------------------------------------------------------------------
 
+
 def _assert_reloads_and_acts_the_same(agent, cls, path):
     agent.learn(agent.steps_per_iteration, progress=False)
     agent.save(path)
@@ -170,11 +177,14 @@ def _assert_reloads_and_acts_the_same(agent, cls, path):
     return loaded
 
 
-@pytest.mark.parametrize("cls, config", [
-    (DPPO, DPPOConfig(**SMALL, num_timesteps=4, ft_denoising_steps=2)),
-    (FPO, FPOConfig(**SMALL, num_mc_samples=2, flow_steps=3)),
-    (FPO, FPOConfig(**SMALL, num_mc_samples=2, flow_steps=3, fpo_plus=True)),
-])
+@pytest.mark.parametrize(
+    "cls, config",
+    [
+        (DPPO, DPPOConfig(**SMALL, num_timesteps=4, ft_denoising_steps=2)),
+        (FPO, FPOConfig(**SMALL, num_mc_samples=2, flow_steps=3)),
+        (FPO, FPOConfig(**SMALL, num_mc_samples=2, flow_steps=3, fpo_plus=True)),
+    ],
+)
 def test_checkpoints_reload_and_act_the_same(cls, config, tmp_path):
     agent = cls(vecenvs.make("Pendulum-v1", num_envs=2, seed=0), config)
     frozen = {k: v.clone() for k, v in agent.policy.frozen.state_dict().items()} if cls is DPPO else {}
@@ -183,14 +193,20 @@ def test_checkpoints_reload_and_act_the_same(cls, config, tmp_path):
         assert torch.equal(agent.policy.frozen.state_dict()[k], v) and torch.equal(loaded.policy.frozen.state_dict()[k], v)
 
 
-@pytest.mark.parametrize("make", [lambda: DiffusionPPOPolicy(3, 1, [-2.0], [2.0], diffusion_kwargs=dict(num_timesteps=4, **TINY)),
-                                  lambda: FlowPPOPolicy(3, 1, [-2.0], [2.0], num_mc_samples=2, flow_kwargs=TINY)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DiffusionPPOPolicy(3, 1, [-2.0], [2.0], diffusion_kwargs=dict(num_timesteps=4, **TINY)),
+        lambda: FlowPPOPolicy(3, 1, [-2.0], [2.0], num_mc_samples=2, flow_kwargs=TINY),
+    ],
+)
 def test_plain_ppo_trains_and_reloads_the_generative_policies(make, tmp_path):
     agent = PPO(vecenvs.make("Pendulum-v1", num_envs=2, seed=0), PPOConfig(**SMALL), policy=make())
     _assert_reloads_and_acts_the_same(agent, PPO, tmp_path / "a.pt")
 
 
 # ---- fine-tuning an offline Diffusion-BC checkpoint --------------------------------------------------
+
 
 def _pendulum_bc_checkpoint(path):
     env = vecenvs.make("Pendulum-v1", num_envs=1)
@@ -199,9 +215,16 @@ def _pendulum_bc_checkpoint(path):
     obs = (rng.normal(size=(n, 3)) * [0.5, 0.5, 3.0] + [0.2, 0.0, 1.0]).astype(np.float32)
     terminals, timeouts = np.zeros(n, bool), np.zeros(n, bool)
     timeouts[99] = timeouts[199] = True
-    data = OfflineDataset(obs, rng.uniform(-2, 2, (n, 1)).astype(np.float32), rng.normal(size=n).astype(np.float32),
-                          terminals, timeouts, np.roll(obs, -1, 0), observation_space=env.single_observation_space,
-                          action_space=env.single_action_space)
+    data = OfflineDataset(
+        obs,
+        rng.uniform(-2, 2, (n, 1)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        terminals,
+        timeouts,
+        np.roll(obs, -1, 0),
+        observation_space=env.single_observation_space,
+        action_space=env.single_action_space,
+    )
     bc = DiffusionBC(data, DiffusionBCConfig(actor_hidden=(16, 16), batch_size=32)).learn(20, progress=False)
     bc.save(path)
     return bc
@@ -237,13 +260,16 @@ def test_dppo_pretrained_errors(tmp_path):
     with pytest.raises(ValueError, match="pretrained needs normalize_obs=True"):
         DPPOConfig(pretrained=str(tmp_path / "bc.pt"), normalize_obs=False)
     PPO(env, PPOConfig(**SMALL)).save(tmp_path / "ppo.pt")
-    with pytest.raises(ValueError, match="DPPO's pretrained .*PPO checkpoint.*expected a policyopt.nets.generative.diffusion.DiffusionPolicy"):
+    with pytest.raises(
+        ValueError, match="DPPO's pretrained .*PPO checkpoint.*expected a policyopt.nets.generative.diffusion.DiffusionPolicy"
+    ):
         DPPO(env, DPPOConfig(**SMALL, pretrained=str(tmp_path / "ppo.pt")))
     with pytest.raises(FileNotFoundError):
         DPPO(env, DPPOConfig(**SMALL, pretrained=str(tmp_path / "missing.pt")))
 
 
 # ---- bad input ----------------------------------------------------------------------------------------
+
 
 def test_bad_input_errors():
     with pytest.raises(ValueError, match=r"ft_denoising_steps \(K'\) must be an int in 1..K = 5"):
@@ -276,12 +302,36 @@ def test_bad_input_errors():
 
 # ---- the command line -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("cls, own", [(FPO, []), (DPPO, ["--algo.num-timesteps", "3", "--algo.actor-hidden", "16", "16"])])
 def test_train_cli_writes_a_checkpoint_that_evaluate_py_evaluates(cls, own, tmp_path):
     run = tmp_path / "run"
-    agent = main(cls, ["--env-id", "Pendulum-v1", "--num-envs", "2", "--run-dir", str(run), "--no-progress",
-                       "--total-steps", "64", "--eval-every", "0", "--algo.num-steps", "32", "--algo.num-minibatches", "2",
-                       "--algo.update-epochs", "1", "--algo.critic-hidden", "16", "16", *own])
+    agent = main(
+        cls,
+        [
+            "--env-id",
+            "Pendulum-v1",
+            "--num-envs",
+            "2",
+            "--run-dir",
+            str(run),
+            "--no-progress",
+            "--total-steps",
+            "64",
+            "--eval-every",
+            "0",
+            "--algo.num-steps",
+            "32",
+            "--algo.num-minibatches",
+            "2",
+            "--algo.update-epochs",
+            "1",
+            "--algo.critic-hidden",
+            "16",
+            "16",
+            *own,
+        ],
+    )
     assert agent.global_step == 64 and (run / "checkpoint.pt").is_file()
     # scripts/evaluate.py, from the run directory alone: the class from the checkpoint, the env from config.json
     result = load_evaluate_module().cli([str(run), "--episodes", "2", "--seed", "5"])
@@ -294,8 +344,15 @@ def test_train_cli_writes_a_checkpoint_that_evaluate_py_evaluates(cls, own, tmp_
 
 # Pendulum-v1 from scratch, 8 envs x 128 steps, minibatches of 32. Measured on 2 shared cores (seeds 0, 1, 2):
 # FPO gains 500 within 12k-16k steps (~10 s), FPO++ within 25k-29k (~20-27 s), DPPO within 8k-20k (~10-25 s).
-PENDULUM = dict(num_steps=128, num_minibatches=32, update_epochs=10, gamma=0.9, learning_rate=1e-3,
-                actor_hidden=(64, 64), critic_hidden=(64, 64))
+PENDULUM = dict(
+    num_steps=128,
+    num_minibatches=32,
+    update_epochs=10,
+    gamma=0.9,
+    learning_rate=1e-3,
+    actor_hidden=(64, 64),
+    critic_hidden=(64, 64),
+)
 
 
 def _learn_until_gain(agent, gain: float, budget: int) -> tuple[float, float]:
@@ -319,7 +376,9 @@ def _learn_until_gain(agent, gain: float, budget: int) -> tuple[float, float]:
 def test_fpo_improves_pendulum(fpo_plus):
     agent = FPO(vecenvs.make("Pendulum-v1", num_envs=8, seed=0), FPOConfig(**PENDULUM, fpo_plus=fpo_plus))
     before, after = _learn_until_gain(agent, 500, budget=49_152)
-    assert after > before + 400, f"FPO (fpo_plus={fpo_plus}): deterministic eval return {before:.0f} -> {after:.0f} on Pendulum-v1"
+    assert after > before + 400, (
+        f"FPO (fpo_plus={fpo_plus}): deterministic eval return {before:.0f} -> {after:.0f} on Pendulum-v1"
+    )
 
 
 @pytest.mark.slow

@@ -25,8 +25,16 @@ from policyopt.vecenvs.core import TorchVecEnvWrapper
 
 TINY_BC = dict(actor_hidden=(64, 64))
 # SAC at the pendulum preset's learning rates, small networks and an early start
-SMALL = dict(actor_hidden=(64, 64), critic_hidden=(64, 64), batch_size=128, buffer_size=20_000, learning_starts=500,
-             actor_learning_rate=1e-3, critic_learning_rate=1e-3, alpha_learning_rate=1e-3)
+SMALL = dict(
+    actor_hidden=(64, 64),
+    critic_hidden=(64, 64),
+    batch_size=128,
+    buffer_size=20_000,
+    learning_starts=500,
+    actor_learning_rate=1e-3,
+    critic_learning_rate=1e-3,
+    alpha_learning_rate=1e-3,
+)
 QUICK = {**SMALL, "actor_hidden": (32, 32), "critic_hidden": (32, 32), "batch_size": 32, "learning_starts": 100}
 
 
@@ -49,8 +57,15 @@ def random_pendulum_dataset(n_envs: int = 10, seed: int = 0) -> OfflineDataset:
     flat = {k: torch.stack(v, 1).flatten(0, 1).numpy() for k, v in columns.items()}  # copy-major: episode order
     timeouts = np.zeros(n_envs * 200, bool)
     timeouts[199::200] = True
-    return OfflineDataset(flat["obs"], flat["actions"], flat["rewards"], np.zeros(n_envs * 200, bool), timeouts,
-                          flat["next_obs"], action_space=env.single_action_space)
+    return OfflineDataset(
+        flat["obs"],
+        flat["actions"],
+        flat["rewards"],
+        np.zeros(n_envs * 200, bool),
+        timeouts,
+        flat["next_obs"],
+        action_space=env.single_action_space,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -203,13 +218,52 @@ def test_the_flow_family_trains_and_saves_a_flow_policy(data, tmp_path):
 def test_cli_pretrains_a_flow_base_trains_dsrl_resumes_and_evaluates(data, tmp_path, capsys):
     dataset = data.save_npz(tmp_path / "pendulum-random.npz")
     base_run = tmp_path / "base"
-    main(DiffusionBC, ["--dataset", str(dataset), "--env-id", "Pendulum-v1", "--total-steps", "50", "--eval-every", "0",
-                       "--run-dir", str(base_run), "--no-progress", "--algo.family", "flow", "--algo.actor-hidden", "16", "16"])
+    main(
+        DiffusionBC,
+        [
+            "--dataset",
+            str(dataset),
+            "--env-id",
+            "Pendulum-v1",
+            "--total-steps",
+            "50",
+            "--eval-every",
+            "0",
+            "--run-dir",
+            str(base_run),
+            "--no-progress",
+            "--algo.family",
+            "flow",
+            "--algo.actor-hidden",
+            "16",
+            "16",
+        ],
+    )
     assert isinstance(DiffusionBC.load(base_run / "checkpoint.pt").policy, FlowPolicy)
     run = tmp_path / "dsrl"
-    common = ["--env-id", "Pendulum-v1", "--run-dir", str(run), "--eval-every", "150", "--eval-episodes", "2", "--no-progress",
-              "--num-envs", "1", "--algo.learning-starts", "50", "--algo.batch-size", "16", "--algo.actor-hidden", "16", "16",
-              "--algo.critic-hidden", "16", "16"]
+    common = [
+        "--env-id",
+        "Pendulum-v1",
+        "--run-dir",
+        str(run),
+        "--eval-every",
+        "150",
+        "--eval-episodes",
+        "2",
+        "--no-progress",
+        "--num-envs",
+        "1",
+        "--algo.learning-starts",
+        "50",
+        "--algo.batch-size",
+        "16",
+        "--algo.actor-hidden",
+        "16",
+        "16",
+        "--algo.critic-hidden",
+        "16",
+        "16",
+    ]
     agent = main(DSRL, [*common, "--base", str(base_run / "checkpoint.pt"), "--total-steps", "150"])
     config = json.loads((run / "config.json").read_text())
     assert config["algo"] == "DSRL" and config["algo_config"]["base"] == str(base_run / "checkpoint.pt")

@@ -111,8 +111,11 @@ def test_nonpositive_episodes_rejected_before_anything_runs(tmp_path, evaluate, 
 
 @pytest.mark.parametrize(
     "flags, error",
-    [(["--seed", "-1"], "--seed must be a non-negative"), (["--env-id", " "], "--env-id is empty"),
-     (["--device", "nodevice"], "--device: invalid device 'nodevice'")],
+    [
+        (["--seed", "-1"], "--seed must be a non-negative"),
+        (["--env-id", " "], "--env-id is empty"),
+        (["--device", "nodevice"], "--device: invalid device 'nodevice'"),
+    ],
 )
 def test_other_invalid_arguments(runs, evaluate, flags, error):
     with pytest.raises(SystemExit, match=error):

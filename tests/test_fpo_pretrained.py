@@ -30,9 +30,16 @@ def pendulum_dataset(action_space=None) -> OfflineDataset:
     obs = (rng.normal(size=(n, 3)) * [0.5, 0.5, 3.0] + [0.2, 0.0, 1.0]).astype(np.float32)
     timeouts = np.zeros(n, bool)
     timeouts[99] = timeouts[199] = True
-    return OfflineDataset(obs, rng.uniform(-2, 2, (n, 1)).astype(np.float32), rng.normal(size=n).astype(np.float32),
-                          np.zeros(n, bool), timeouts, np.roll(obs, -1, 0), observation_space=env.single_observation_space,
-                          action_space=action_space or env.single_action_space)
+    return OfflineDataset(
+        obs,
+        rng.uniform(-2, 2, (n, 1)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        np.zeros(n, bool),
+        timeouts,
+        np.roll(obs, -1, 0),
+        observation_space=env.single_observation_space,
+        action_space=action_space or env.single_action_space,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +84,10 @@ def test_fpo_pretrained_saves_and_reloads_without_the_checkpoint(flow_bc, tmp_pa
     agent.save(tmp_path / "fpo.pt")
     copy.unlink()  # a reload must not need the pretrained file
     obs = torch.randn(8, 3)
-    for loaded in (FPO.load(tmp_path / "fpo.pt"), FPO.load(tmp_path / "fpo.pt", env=vecenvs.make("Pendulum-v1", num_envs=2, seed=1))):
+    for loaded in (
+        FPO.load(tmp_path / "fpo.pt"),
+        FPO.load(tmp_path / "fpo.pt", env=vecenvs.make("Pendulum-v1", num_envs=2, seed=1)),
+    ):
         assert loaded.config.pretrained == str(copy) and loaded.policy.per_pair_ratio
         torch.testing.assert_close(loaded.act(obs, deterministic=True), agent.act(obs, deterministic=True), rtol=0, atol=0)
     stats = {k: v.clone() for k, v in loaded.obs_rms.state_dict().items()}
@@ -87,9 +97,33 @@ def test_fpo_pretrained_saves_and_reloads_without_the_checkpoint(flow_bc, tmp_pa
 
 def test_train_fpo_cli_fine_tunes_a_flow_checkpoint(flow_bc, tmp_path):
     bc, path = flow_bc
-    agent = main(FPO, ["--env-id", "Pendulum-v1", "--num-envs", "2", "--run-dir", str(tmp_path / "run"), "--no-progress",
-                       "--total-steps", "32", "--eval-every", "0", "--algo.num-steps", "16", "--algo.num-minibatches", "2",
-                       "--algo.update-epochs", "1", "--algo.critic-hidden", "16", "16", "--algo.pretrained", str(path)])
+    agent = main(
+        FPO,
+        [
+            "--env-id",
+            "Pendulum-v1",
+            "--num-envs",
+            "2",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--no-progress",
+            "--total-steps",
+            "32",
+            "--eval-every",
+            "0",
+            "--algo.num-steps",
+            "16",
+            "--algo.num-minibatches",
+            "2",
+            "--algo.update-epochs",
+            "1",
+            "--algo.critic-hidden",
+            "16",
+            "16",
+            "--algo.pretrained",
+            str(path),
+        ],
+    )
     assert agent.global_step == 32 and agent.policy.flow.net.state_dict().keys() == bc.policy.net.state_dict().keys()
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
 
@@ -104,10 +138,16 @@ def test_fpo_pretrained_errors(flow_bc, tmp_path):
     # not a flow policy: a diffusion one (DPPO's), and an on-policy agent's
     data = pendulum_dataset()
     DiffusionBC(data, DiffusionBCConfig(actor_hidden=BC_HIDDEN, batch_size=32)).save(tmp_path / "diffusion.pt")
-    with pytest.raises(ValueError, match=r"FPO's pretrained .*DiffusionBC checkpoint\) has a policyopt.nets.generative.diffusion:DiffusionPolicy policy; expected a policyopt.nets.generative.flow.FlowPolicy.*DiffusionPolicy is DPPO's"):
+    with pytest.raises(
+        ValueError,
+        match=r"FPO's pretrained .*DiffusionBC checkpoint\) has a policyopt.nets.generative.diffusion:DiffusionPolicy policy; expected a policyopt.nets.generative.flow.FlowPolicy.*DiffusionPolicy is DPPO's",
+    ):
         FPO(env, FPOConfig(**SMALL, pretrained=str(tmp_path / "diffusion.pt")))
     PPO(env, PPOConfig(num_steps=16, num_minibatches=2)).save(tmp_path / "ppo.pt")
-    with pytest.raises(ValueError, match="PPO checkpoint\\) has a policyopt.nets.policies:GaussianPolicy policy; expected a policyopt.nets.generative"):
+    with pytest.raises(
+        ValueError,
+        match="PPO checkpoint\\) has a policyopt.nets.policies:GaussianPolicy policy; expected a policyopt.nets.generative",
+    ):
         FPO(env, FPOConfig(**SMALL, pretrained=str(tmp_path / "ppo.pt")))
     # other spaces: another env's observations, or other action bounds than the env's
     with pytest.raises(ValueError, match=r"trained on observations Box.*\(3,\).* but the env has Box.*\(2,\)"):
@@ -116,7 +156,8 @@ def test_fpo_pretrained_errors(flow_bc, tmp_path):
 
     unit = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
     DiffusionBC(pendulum_dataset(action_space=unit), DiffusionBCConfig(family="flow", actor_hidden=BC_HIDDEN)).save(
-        tmp_path / "unit.pt")
+        tmp_path / "unit.pt"
+    )
     with pytest.raises(ValueError, match="the \\[-1, 1\\] action map needs the same bounds"):
         FPO(env, FPOConfig(**SMALL, pretrained=str(tmp_path / "unit.pt")))
     # a flow checkpoint without the dataset's normaliser

@@ -33,9 +33,11 @@ MU, S = torch.tensor([0.3, -0.2]), 0.2
 
 def gaussian_eps(schedule: DiffusionSchedule):
     """E[eps | x_k] for x0 ~ N(MU, S^2): b (x - a MU) / (a^2 S^2 + b^2), a = sqrt(abar), b = sqrt(1 - abar)."""
+
     def eps_fn(x, k):
         abar = schedule.abar(k)
         return (1 - abar).sqrt() * (x - abar.sqrt() * MU) / (abar * S**2 + 1 - abar)
+
     return eps_fn
 
 
@@ -49,8 +51,10 @@ def test_ddim_eta1_is_ddpm():
     sched = DiffusionSchedule(1000)
     x = torch.randn(20_000, 2, generator=torch.Generator().manual_seed(0))
     out = {}
-    for name, run in {"ddpm": lambda g: ddpm_sample(gaussian_eps(sched), sched, x, generator=g, clip=None),
-                      "ddim": lambda g: ddim_sample(gaussian_eps(sched), sched, x, eta=1.0, generator=g, clip=None)}.items():
+    for name, run in {
+        "ddpm": lambda g: ddpm_sample(gaussian_eps(sched), sched, x, generator=g, clip=None),
+        "ddim": lambda g: ddim_sample(gaussian_eps(sched), sched, x, eta=1.0, generator=g, clip=None),
+    }.items():
         out[name] = run(torch.Generator().manual_seed(1))
     # the same noise draws give the same path: DDIM's eta = 1 step is the DDPM posterior
     torch.testing.assert_close(out["ddim"], out["ddpm"], atol=1e-3, rtol=0)  # float32 rounding over 1000 steps
@@ -62,8 +66,12 @@ def test_ddim_eta1_is_ddpm():
         assert (a.std(0) / S - 1).abs().max() < 0.04
     # respaced DDPM (fewer steps than K) is still DDIM with eta = 1 on that grid
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    torch.testing.assert_close(ddpm_sample(gaussian_eps(sched), sched, x[:100], 10, g1),
-                               ddim_sample(gaussian_eps(sched), sched, x[:100], 10, 1.0, g2), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        ddpm_sample(gaussian_eps(sched), sched, x[:100], 10, g1),
+        ddim_sample(gaussian_eps(sched), sched, x[:100], 10, 1.0, g2),
+        atol=1e-4,
+        rtol=0,
+    )
 
 
 def test_dpm_solver_agrees_with_ddim_and_converges_faster():
@@ -158,10 +166,14 @@ def test_gaussian_baseline_fails_the_coverage_check():
     assert inside < 0.3  # measured 0.27 (its mass per mode is right: coverage is what it cannot do)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: DiffusionPolicy(1, 2, num_timesteps=20, hidden=(128, 128, 128)),  # DPPO's K
-    lambda: FlowPolicy(1, 2, hidden=(128, 128, 128)),
-], ids=["diffusion", "flow"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DiffusionPolicy(1, 2, num_timesteps=20, hidden=(128, 128, 128)),  # DPPO's K
+        lambda: FlowPolicy(1, 2, hidden=(128, 128, 128)),
+    ],
+    ids=["diffusion", "flow"],
+)
 @pytest.mark.slow
 def test_fits_four_mode_mixture(make):
     policy = fit(make(), 3000)
@@ -186,6 +198,7 @@ def test_consistency_fits_four_mode_mixture_in_one_and_two_steps():
 
 
 # ---- the shared interface ----------------------------------------------------------------------------
+
 
 def small(cls, **kw):
     torch.manual_seed(0)
@@ -244,12 +257,15 @@ def test_grad_flows_through_the_chain(cls):
     assert policy.sample(obs).grad_fn is None
 
 
-@pytest.mark.parametrize("cls,kw", [
-    (DiffusionPolicy, {"sampler": "ddim", "eta": 0.5, "num_timesteps": 10, "time_embedding": "fourier"}),
-    (DiffusionPolicy, {"sampler": "dpm", "num_timesteps": 100, "sample_steps": 8, "backbone": "resmlp"}),
-    (FlowPolicy, {"solver": "midpoint", "time_embedding": "fourier"}),
-    (ConsistencyPolicy, {"num_scales": 40, "backbone": "resmlp"}),
-])
+@pytest.mark.parametrize(
+    "cls,kw",
+    [
+        (DiffusionPolicy, {"sampler": "ddim", "eta": 0.5, "num_timesteps": 10, "time_embedding": "fourier"}),
+        (DiffusionPolicy, {"sampler": "dpm", "num_timesteps": 100, "sample_steps": 8, "backbone": "resmlp"}),
+        (FlowPolicy, {"solver": "midpoint", "time_embedding": "fourier"}),
+        (ConsistencyPolicy, {"num_scales": 40, "backbone": "resmlp"}),
+    ],
+)
 def test_checkpoint_round_trip(cls, kw):
     policy = small(cls, **kw)
     spec = module_spec(policy)
@@ -258,8 +274,10 @@ def test_checkpoint_round_trip(cls, kw):
     rebuilt = build_module(spec)
     rebuilt.load_state_dict(policy.state_dict())
     obs = torch.randn(8, OBS)
-    torch.testing.assert_close(rebuilt.sample(obs, generator=torch.Generator().manual_seed(0)),
-                               policy.sample(obs, generator=torch.Generator().manual_seed(0)))
+    torch.testing.assert_close(
+        rebuilt.sample(obs, generator=torch.Generator().manual_seed(0)),
+        policy.sample(obs, generator=torch.Generator().manual_seed(0)),
+    )
 
 
 def test_each_family_loss_is_differentiable():
@@ -280,6 +298,7 @@ def test_each_family_loss_is_differentiable():
 
 
 # ---- hooks for the on-policy issue: DPPO's chain log-probs, FPO's per-sample CFM losses -----------------
+
 
 @pytest.mark.parametrize("sampler,eta", [("ddpm", None), ("ddim", 1.0)])
 def test_chain_log_prob_scores_the_sampled_chain(sampler, eta):
@@ -322,8 +341,10 @@ def test_cfm_loss_per_sample():
     # bc_loss is the same loss at freshly drawn pairs
     g = torch.Generator().manual_seed(0)
     t1, e1 = torch.rand((16, 1), generator=g), torch.randn((16, 1, ACT), generator=g)
-    torch.testing.assert_close(policy.bc_loss(obs, acts, generator=torch.Generator().manual_seed(0)),
-                               policy.cfm_loss_per_sample(obs, acts, t1, e1).mean())
+    torch.testing.assert_close(
+        policy.bc_loss(obs, acts, generator=torch.Generator().manual_seed(0)),
+        policy.cfm_loss_per_sample(obs, acts, t1, e1).mean(),
+    )
     loss.mean().backward()
     assert next(policy.net.parameters()).grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"tau must be \[B, N\]"):

@@ -31,7 +31,13 @@ from policyopt.algos import (
 from policyopt.algos.offline.generative.edp import action_approximation
 from policyopt.algos.offline.generative.base import normalized_q_loss, select_candidates
 from policyopt.nets.generative import DiffusionPolicy
-from test_offline import assert_exact_resume, bandit, best_action, trajectories, undocumented_fields  # the offline family's toy data and doc check
+from test_offline import (
+    assert_exact_resume,
+    bandit,
+    best_action,
+    trajectories,
+    undocumented_fields,
+)  # the offline family's toy data and doc check
 
 TINY = dict(actor_hidden=(64, 64), critic_hidden=(64, 64), reward_convention="none")
 EMA_NOW = dict(ema_start=0, ema_every=1)  # runs of hundreds of updates: the EMA copy must move from the start
@@ -57,13 +63,17 @@ def diffusion_bc(mixed):
 # Measured (600 updates, seed 0; deterministic acting unless noted): Diffusion-BC -0.43 (sampled -0.50),
 # Diffusion-QL -0.09, EDP-td3 -0.09, EDP-iql -0.33, FQL -0.18, Consistency-AC sampled -0.11 (its
 # zero-noise action is a 1-step map the 2-step Q term never trains, so it is compared sampled).
-@pytest.mark.parametrize("cls, config, deterministic", [
-    (DiffusionQL, DiffusionQLConfig(**TINY, **EMA_NOW), True),
-    (EDP, EDPConfig(num_timesteps=20, sample_steps=5, **TINY, **EMA_NOW), True),
-    (EDP, EDPConfig(variant="iql", num_timesteps=20, sample_steps=5, beta=30.0, **TINY, **EMA_NOW), True),
-    (ConsistencyAC, ConsistencyACConfig(**TINY, **EMA_NOW), False),
-    (FQL, FQLConfig(alpha=1.0, **TINY), True),
-], ids=["diffusion_ql", "edp_td3", "edp_iql", "consistency_ac", "fql"])
+@pytest.mark.parametrize(
+    "cls, config, deterministic",
+    [
+        (DiffusionQL, DiffusionQLConfig(**TINY, **EMA_NOW), True),
+        (EDP, EDPConfig(num_timesteps=20, sample_steps=5, **TINY, **EMA_NOW), True),
+        (EDP, EDPConfig(variant="iql", num_timesteps=20, sample_steps=5, beta=30.0, **TINY, **EMA_NOW), True),
+        (ConsistencyAC, ConsistencyACConfig(**TINY, **EMA_NOW), False),
+        (FQL, FQLConfig(alpha=1.0, **TINY), True),
+    ],
+    ids=["diffusion_ql", "edp_td3", "edp_iql", "consistency_ac", "fql"],
+)
 @pytest.mark.slow
 def test_q_guided_methods_beat_diffusion_bc_on_a_mixed_bandit(mixed, diffusion_bc, cls, config, deterministic):
     agent = cls(mixed, config).learn(600, progress=False)
@@ -178,8 +188,14 @@ def test_nan_in_an_update_is_named_and_the_checkpoint_stays(tmp_path):
 
 
 # --- configs and the CLI ----------------------------------------------------------------------------
-SCRIPTS = {"diffusion_bc": DiffusionBC, "diffusion_ql": DiffusionQL, "edp": EDP, "consistency_bc": ConsistencyBC,
-           "consistency_ac": ConsistencyAC, "fql": FQL}
+SCRIPTS = {
+    "diffusion_bc": DiffusionBC,
+    "diffusion_ql": DiffusionQL,
+    "edp": EDP,
+    "consistency_bc": ConsistencyBC,
+    "consistency_ac": ConsistencyAC,
+    "fql": FQL,
+}
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
@@ -202,10 +218,35 @@ def test_train_cli_trains_and_resumes(tmp_path):
     from policyopt.algos.run.train import main
 
     path = trajectories().save_d4rl(tmp_path / "toy-hopper.hdf5")
-    argv = ["--dataset", str(path), "--env-id", "Hopper-v5", "--total-steps", "6", "--eval-every", "0", "--run-dir",
-            str(tmp_path / "run"), "--no-progress", "--algo.batch-size", "16", "--algo.num-timesteps", "10",
-            "--algo.sample-steps", "3", "--algo.actor-hidden", "16", "16", "--algo.critic-hidden", "16", "16",
-            "--algo.variant", "iql", "--algo.weighting", "aw"]
+    argv = [
+        "--dataset",
+        str(path),
+        "--env-id",
+        "Hopper-v5",
+        "--total-steps",
+        "6",
+        "--eval-every",
+        "0",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--no-progress",
+        "--algo.batch-size",
+        "16",
+        "--algo.num-timesteps",
+        "10",
+        "--algo.sample-steps",
+        "3",
+        "--algo.actor-hidden",
+        "16",
+        "16",
+        "--algo.critic-hidden",
+        "16",
+        "16",
+        "--algo.variant",
+        "iql",
+        "--algo.weighting",
+        "aw",
+    ]
     agent = main(EDP, argv)
     assert agent.global_step == 6 and (tmp_path / "run" / "checkpoint.pt").is_file()
     resumed = main(EDP, [*argv[:4], "--total-steps", "9", *argv[6:], "--resume"])
@@ -219,8 +260,12 @@ def test_train_cli_trains_and_resumes(tmp_path):
     assert plain["algo"] == "EDP" and plain["act_candidates"] == 1
     resampled = cli([str(tmp_path / "run"), "--episodes", "2", "--seed", "5", "--act-candidates", "4", "--act-temperature", "0"])
     assert (resampled["act_candidates"], resampled["act_temperature"]) == (4, 0.0)
-    assert cli([str(tmp_path / "run"), "--episodes", "2", "--seed", "5", "--act-candidates", "4",
-                "--act-temperature", "0"])["return_mean"] == resampled["return_mean"]
+    assert (
+        cli([str(tmp_path / "run"), "--episodes", "2", "--seed", "5", "--act-candidates", "4", "--act-temperature", "0"])[
+            "return_mean"
+        ]
+        == resampled["return_mean"]
+    )
     with pytest.raises(SystemExit, match="--act-candidates must be a positive"):
         cli([str(tmp_path / "run"), "--act-candidates", "0"])
 

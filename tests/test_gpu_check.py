@@ -11,13 +11,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_gpu_check_script_runs_on_cpu():
-    out = subprocess.run([sys.executable, "scripts/gpu_check.py", "--device", "cpu", "--quick", "--no-tests", "--eager-only"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "scripts/gpu_check.py", "--device", "cpu", "--quick", "--no-tests", "--eager-only"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     table = out.stdout
     assert "| what | size | result |" in table
     assert "FAILED" not in table, table
-    for row in ("CartPole-v1 env steps/s", "Pendulum-v1 env steps/s", "PPO update samples/s (eager)", "SAC gradient steps/s (eager)"):
+    for row in (
+        "CartPole-v1 env steps/s",
+        "Pendulum-v1 env steps/s",
+        "PPO update samples/s (eager)",
+        "SAC gradient steps/s (eager)",
+    ):
         assert row in table
 
 

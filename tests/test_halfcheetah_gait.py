@@ -44,7 +44,9 @@ def run(tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("pitch, flipped", [(0.0, False), (math.pi, True), (-2.0, True), (2 * math.pi + 0.3, False), (1.4, False)])
+@pytest.mark.parametrize(
+    "pitch, flipped", [(0.0, False), (math.pi, True), (-2.0, True), (2 * math.pi + 0.3, False), (1.4, False)]
+)
 def test_upside_down_reads_the_root_pitch(gait, pitch, flipped):
     env = gym.make("HalfCheetah-v4").unwrapped
     env.reset(seed=0)

@@ -72,8 +72,14 @@ def write_synthetic_runs(
     for algo, level in finals.items():
         for seed in range(seeds):
             run = root / algo / env_id / f"seed{seed}"
-            record = {"algo": algo.upper(), "env_id": env_id, "seed": seed, "num_envs": 2, "backend": None,
-                      "algo_config": {"num_steps": 16}}
+            record = {
+                "algo": algo.upper(),
+                "env_id": env_id,
+                "seed": seed,
+                "num_envs": 2,
+                "backend": None,
+                "algo_config": {"num_steps": 16},
+            }
             # a fake clock, 10 ms per call: wall-clock "time" columns made the time axis flaky
             # (one run could finish, in microseconds, before another's first row)
             clock = itertools.count(0.0, 0.01)
@@ -150,7 +156,9 @@ def test_plot_grouping_falls_back_to_directory_layout(tmp_path):
     assert plot.run_info(bare[0]) == ("TRPO", "Acrobot-v1")
 
 
-README_PLOT = "python scripts/plot.py runs/ppo/Pendulum-v1/seed* runs/spo/Pendulum-v1/seed* --metric eval/return --x step --out curves.png"
+README_PLOT = (
+    "python scripts/plot.py runs/ppo/Pendulum-v1/seed* runs/spo/Pendulum-v1/seed* --metric eval/return --x step --out curves.png"
+)
 
 
 def test_plot_cli_readme_command(tmp_path, monkeypatch, capsys):

@@ -30,8 +30,23 @@ from lock_holder import hold_lock  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ["random", "medium", "expert", "medium-replay", "medium-expert", "random-expert-0.05", "random-medium-0.05"]
 # what makes the README's commands tiny: later flags override earlier ones
-TINY = ["--size", "1500", "--train-steps", "8192", "--checkpoint-every", "2048", "--num-envs", "8", "--ref-episodes", "3",
-        "--formats", "d4rl", "minari", "npz", "--no-progress"]
+TINY = [
+    "--size",
+    "1500",
+    "--train-steps",
+    "8192",
+    "--checkpoint-every",
+    "2048",
+    "--num-envs",
+    "8",
+    "--ref-episodes",
+    "3",
+    "--formats",
+    "d4rl",
+    "minari",
+    "npz",
+    "--no-progress",
+]
 
 
 def readme_commands() -> list[list[str]]:
@@ -141,10 +156,14 @@ def test_a_second_build_into_the_same_folder_fails_naming_the_first(tmp_path):
 
 def test_a_build_removes_the_partial_files_a_killed_build_left(tmp_path, capsys):
     out = tmp_path / "datasets"
-    partial = [out / "hopper-random-v5.hdf5.tmp", out / "hopper-medium-v5.npz.tmp.npz", out / "hopper-random-v5.json.tmp",
-               out / "minari/policyopt/hopper/random-v5/data/main_data.hdf5.tmp",
-               out / "minari/policyopt/hopper/random-v5/data/metadata.json.tmp",
-               out / "behaviour/Hopper-v5-ppo-seed0/.step000002048.pt.k2j4_x.tmp"]
+    partial = [
+        out / "hopper-random-v5.hdf5.tmp",
+        out / "hopper-medium-v5.npz.tmp.npz",
+        out / "hopper-random-v5.json.tmp",
+        out / "minari/policyopt/hopper/random-v5/data/main_data.hdf5.tmp",
+        out / "minari/policyopt/hopper/random-v5/data/metadata.json.tmp",
+        out / "behaviour/Hopper-v5-ppo-seed0/.step000002048.pt.k2j4_x.tmp",
+    ]
     others = [out / "notes.tmp", out / "hopper-random-v5.hdf5.bak", out / "behaviour/Hopper-v5-ppo-seed0/step000002048.pt"]
     for path in partial + others:
         path.parent.mkdir(parents=True, exist_ok=True)

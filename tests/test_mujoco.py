@@ -222,7 +222,9 @@ def test_partial_reset_mask():
     assert torch.equal(obs1[0], obs[0]) and not torch.equal(obs1[1], obs[1])
 
 
-_warp_cpu = pytest.mark.skipif(os.environ.get("POLICYOPT_SLOW") != "1", reason="Warp CPU kernels compile for ~30-60 s; set POLICYOPT_SLOW=1")
+_warp_cpu = pytest.mark.skipif(
+    os.environ.get("POLICYOPT_SLOW") != "1", reason="Warp CPU kernels compile for ~30-60 s; set POLICYOPT_SLOW=1"
+)
 
 
 @pytest.mark.warp_cpu
@@ -244,6 +246,8 @@ def test_warp_cpu_parity_short_horizon(task):
         a = rng.uniform(-1, 1, ref.action_space.shape).astype(np.float32)
         o_ref, r_ref, *_ = ref.step(a)
         obs, rew, _, _, info = env.step(torch.from_numpy(a).expand(2, -1).contiguous())
-        np.testing.assert_allclose(info["final_obs"][0].numpy() if info["_final_obs"][0] else obs[0].numpy(), o_ref, atol=1e-2, rtol=1e-3)
+        np.testing.assert_allclose(
+            info["final_obs"][0].numpy() if info["_final_obs"][0] else obs[0].numpy(), o_ref, atol=1e-2, rtol=1e-3
+        )
         assert abs(float(rew[0]) - r_ref) < 1e-2
         assert torch.equal(obs[0], obs[1])  # identical worlds stay identical on CPU

@@ -200,6 +200,7 @@ def test_make_policy_picks_class_and_rejects_unsupported_spaces():
 
 # --- gSDE ------------------------------------------------------------------------------
 
+
 def test_gsde_noise_is_held_between_redraws_and_smooth_in_the_state():
     torch.manual_seed(0)
     pol = GSDEPolicy(4, 2, sample_freq=3)

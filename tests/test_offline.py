@@ -33,9 +33,15 @@ def bandit(n_good: int, n_bad: int, seed: int = 0, obs_dim: int = 3) -> OfflineD
     actions[:n_good] = np.clip(best_action(obs[:n_good]) + 0.05 * rng.normal(size=(n_good, 1)), -1, 1)
     rewards = -np.abs(actions - best_action(obs))[:, 0].astype(np.float32)
     order = rng.permutation(n)
-    return OfflineDataset(obs[order], actions[order], rewards[order], np.ones(n, bool), np.zeros(n, bool),
-                          rng.normal(size=(n, obs_dim)).astype(np.float32),
-                          metadata={"ref_min_score": -1.0, "ref_max_score": 0.0})
+    return OfflineDataset(
+        obs[order],
+        actions[order],
+        rewards[order],
+        np.ones(n, bool),
+        np.zeros(n, bool),
+        rng.normal(size=(n, obs_dim)).astype(np.float32),
+        metadata={"ref_min_score": -1.0, "ref_max_score": 0.0},
+    )
 
 
 # One-step episodes make IQL's 1000 / return-range reward scaling a factor of 500 (locomotion: about
@@ -103,8 +109,15 @@ def trajectories(seed: int = 0, obs_dim: int = 11, act_dim: int = 3) -> OfflineD
     obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
     terminals, timeouts = np.zeros(n, bool), np.zeros(n, bool)
     terminals[[49, 130, 260]], timeouts[[199, 399]] = True, True
-    return OfflineDataset(obs, rng.uniform(-1, 1, (n, act_dim)).astype(np.float32), rng.normal(size=n).astype(np.float32),
-                          terminals, timeouts, np.roll(obs, -1, 0), metadata={"ref_min_score": 0.0, "ref_max_score": 100.0})
+    return OfflineDataset(
+        obs,
+        rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        terminals,
+        timeouts,
+        np.roll(obs, -1, 0),
+        metadata={"ref_min_score": 0.0, "ref_max_score": 100.0},
+    )
 
 
 def assert_exact_resume(cls, data, config, path):
@@ -146,8 +159,13 @@ def test_evaluate_reports_the_normalized_score_on_a_native_env():
     data = trajectories()
     agent = IQL(data, IQLConfig(batch_size=32))
     records = []
-    agent.learn(20, eval_env=vecenvs.make("Hopper-v5", num_envs=2, seed=0), eval_every=10, progress=False,
-                callback=lambda a, r: records.append(r))
+    agent.learn(
+        20,
+        eval_env=vecenvs.make("Hopper-v5", num_envs=2, seed=0),
+        eval_every=10,
+        progress=False,
+        callback=lambda a, r: records.append(r),
+    )
     evals = [r for r in records if "eval/return" in r]
     assert len(evals) == 2
     assert evals[-1]["eval/normalized_score"] == pytest.approx(evals[-1]["eval/return"])  # refs 0 / 100
@@ -208,9 +226,27 @@ def test_train_cli_trains_evaluates_and_resumes(tmp_path):
 
     path = trajectories().save_d4rl(tmp_path / "toy-hopper.hdf5")
     run = tmp_path / "run"
-    argv = ["--dataset", str(path), "--env-id", "Hopper-v5", "--total-steps", "30", "--eval-every", "15",
-            "--eval-episodes", "2", "--checkpoint-every", "15", "--run-dir", str(run), "--no-progress",
-            "--algo.batch-size", "32", "--algo.weighting", "aw"]
+    argv = [
+        "--dataset",
+        str(path),
+        "--env-id",
+        "Hopper-v5",
+        "--total-steps",
+        "30",
+        "--eval-every",
+        "15",
+        "--eval-episodes",
+        "2",
+        "--checkpoint-every",
+        "15",
+        "--run-dir",
+        str(run),
+        "--no-progress",
+        "--algo.batch-size",
+        "32",
+        "--algo.weighting",
+        "aw",
+    ]
     agent = main(IQL, argv)
     assert agent.global_step == 30 and (run / "checkpoint.pt").is_file()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -230,8 +266,11 @@ def undocumented_fields(config_class: type) -> set[str]:
     for klass in config_class.__mro__:
         if dataclasses.is_dataclass(klass):
             body = ast.parse(inspect.getsource(klass)).body[0].body
-            documented |= {s.target.id for s, after in zip(body, body[1:]) if isinstance(s, ast.AnnAssign)
-                           and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)}
+            documented |= {
+                s.target.id
+                for s, after in zip(body, body[1:])
+                if isinstance(s, ast.AnnAssign) and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+            }
     return {f.name for f in dataclasses.fields(config_class)} - documented
 
 
@@ -252,8 +291,14 @@ def test_every_offline_option_has_help_and_the_cli_lists_it(name, capsys):
 def test_actions_outside_the_box_need_the_envs_bounds_not_a_silent_clip():
     data = trajectories()
     data.actions = data.actions * 2.0  # as a file of [-2, 2] actions with no stored space loads
-    wide = OfflineDataset(data.observations.numpy(), data.actions.numpy(), data.rewards.numpy(), data.terminals.numpy(),
-                          data.timeouts.numpy(), data.next_observations.numpy())
+    wide = OfflineDataset(
+        data.observations.numpy(),
+        data.actions.numpy(),
+        data.rewards.numpy(),
+        data.terminals.numpy(),
+        data.timeouts.numpy(),
+        data.next_observations.numpy(),
+    )
     with pytest.raises(ValueError, match="needs a bounded action space.*dataset.action_space = env.single_action_space"):
         BC(wide)
     import gymnasium as gym

@@ -23,8 +23,15 @@ def hopper_like(seed: int = 0, n: int = 300) -> OfflineDataset:
     obs = rng.normal(size=(n, 11)).astype(np.float32)
     terminals, timeouts = np.zeros(n, bool), np.zeros(n, bool)
     terminals[99], timeouts[199] = True, True
-    return OfflineDataset(obs, rng.uniform(-1, 1, (n, 3)).astype(np.float32), rng.normal(size=n).astype(np.float32),
-                          terminals, timeouts, np.roll(obs, -1, 0), metadata={"ref_min_score": 0.0, "ref_max_score": 100.0})
+    return OfflineDataset(
+        obs,
+        rng.uniform(-1, 1, (n, 3)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        terminals,
+        timeouts,
+        np.roll(obs, -1, 0),
+        metadata={"ref_min_score": 0.0, "ref_max_score": 100.0},
+    )
 
 
 @pytest.mark.parametrize("cls, config", [(IQL, IQLConfig(**SMALL)), (ReBRAC, ReBRACConfig(**SMALL))])
@@ -34,8 +41,14 @@ def test_offline_then_online_end_to_end(cls, config):
     assert not agent.online and agent.buffer is None
     agent.go_online(vecenvs.make("Hopper-v5", num_envs=2, seed=0))
     records = []
-    agent.learn(420, progress=False, log_every=10, callback=lambda a, r: records.append(r),
-                eval_env=vecenvs.make("Hopper-v5", num_envs=2, seed=1), eval_every=200)
+    agent.learn(
+        420,
+        progress=False,
+        log_every=10,
+        callback=lambda a, r: records.append(r),
+        eval_env=vecenvs.make("Hopper-v5", num_envs=2, seed=1),
+        eval_every=200,
+    )
     assert agent.online and agent.global_step == 420
     assert len(agent.buffer) == 400  # 200 iterations of 2 copies
     assert agent.buffer.next_actions is not None
@@ -130,9 +143,33 @@ def test_cli_online_steps_end_to_end_and_resume_into_the_online_phase(tmp_path):
 
     path = hopper_like().save_d4rl(tmp_path / "toy-hopper.hdf5")
     run = tmp_path / "run"
-    argv = ["--dataset", str(path), "--env-id", "Hopper-v5", "--total-steps", "20", "--online-steps", "20",
-            "--eval-every", "10", "--eval-episodes", "2", "--checkpoint-every", "10", "--run-dir", str(run),
-            "--no-progress", "--algo.batch-size", "32", "--algo.actor-hidden", "32", "32", "--algo.critic-hidden", "32", "32"]
+    argv = [
+        "--dataset",
+        str(path),
+        "--env-id",
+        "Hopper-v5",
+        "--total-steps",
+        "20",
+        "--online-steps",
+        "20",
+        "--eval-every",
+        "10",
+        "--eval-episodes",
+        "2",
+        "--checkpoint-every",
+        "10",
+        "--run-dir",
+        str(run),
+        "--no-progress",
+        "--algo.batch-size",
+        "32",
+        "--algo.actor-hidden",
+        "32",
+        "32",
+        "--algo.critic-hidden",
+        "32",
+        "32",
+    ]
     agent = main(IQL, argv)
     assert agent.online and agent.global_step == 40 and len(agent.buffer) == 20
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

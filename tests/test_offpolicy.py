@@ -71,7 +71,9 @@ def test_truncation_is_stored_apart_from_termination():
 @pytest.mark.parametrize("algo, config", [(SAC, SACConfig), (TD3, TD3Config)])
 def test_learns_pendulum(algo, config):
     torch.set_num_threads(1)
-    cfg = config(**{**config.preset("pendulum").__dict__, "actor_hidden": (64, 64), "critic_hidden": (64, 64), "buffer_size": 20_000})
+    cfg = config(
+        **{**config.preset("pendulum").__dict__, "actor_hidden": (64, 64), "critic_hidden": (64, 64), "buffer_size": 20_000}
+    )
     agent = algo(pendulum(seed=1), cfg)
     before = agent.evaluate(pendulum(10, seed=99))["return_mean"]
     agent.learn(7_000, progress=False)
@@ -150,9 +152,27 @@ def test_nan_stops_with_the_update_named_and_the_checkpoint_intact(tmp_path):
 
 def test_train_script_runs_and_resumes(tmp_path):
     run = tmp_path / "run"
-    common = ["--env-id", "Pendulum-v1", "--run-dir", str(run), "--eval-every", "300", "--eval-episodes", "2",
-              "--no-progress", "--algo.learning-starts", "100", "--algo.batch-size", "32", "--algo.actor-hidden", "16", "16",
-              "--algo.critic-hidden", "16", "16"]
+    common = [
+        "--env-id",
+        "Pendulum-v1",
+        "--run-dir",
+        str(run),
+        "--eval-every",
+        "300",
+        "--eval-episodes",
+        "2",
+        "--no-progress",
+        "--algo.learning-starts",
+        "100",
+        "--algo.batch-size",
+        "32",
+        "--algo.actor-hidden",
+        "16",
+        "16",
+        "--algo.critic-hidden",
+        "16",
+        "16",
+    ]
     main(SAC, common + ["--total-steps", "300"])
     config = json.loads((run / "config.json").read_text())
     assert config["algo"] == "SAC" and config["num_envs"] == 1 and config["algo_config"]["learning_starts"] == 100

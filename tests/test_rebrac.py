@@ -22,8 +22,14 @@ def episodes(seed: int = 0, obs_dim: int = 5, act_dim: int = 2) -> OfflineDatase
     obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
     terminals, timeouts = np.zeros(n, bool), np.zeros(n, bool)
     terminals[9], timeouts[19::10] = True, True
-    return OfflineDataset(obs, rng.uniform(-1, 1, (n, act_dim)).astype(np.float32), rng.normal(size=n).astype(np.float32),
-                          terminals, timeouts, np.roll(obs, -1, 0))
+    return OfflineDataset(
+        obs,
+        rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        terminals,
+        timeouts,
+        np.roll(obs, -1, 0),
+    )
 
 
 # --- losses against hand computations ---------------------------------------------------------------
@@ -142,8 +148,14 @@ def bandit(n_good: int = 600, n_bad: int = 2400, seed: int = 0) -> OfflineDatase
     actions[:n_good] = np.clip(best_action(obs[:n_good]) + 0.05 * rng.normal(size=(n_good, 1)), -1, 1)
     rewards = -np.abs(actions - best_action(obs))[:, 0].astype(np.float32)
     order = rng.permutation(n)
-    return OfflineDataset(obs[order], actions[order], rewards[order], np.ones(n, bool), np.zeros(n, bool),
-                          rng.normal(size=(n, 3)).astype(np.float32))
+    return OfflineDataset(
+        obs[order],
+        actions[order],
+        rewards[order],
+        np.ones(n, bool),
+        np.zeros(n, bool),
+        rng.normal(size=(n, 3)).astype(np.float32),
+    )
 
 
 def distance_to_best(agent) -> float:
@@ -162,9 +174,20 @@ def test_rebrac_beats_bc_on_a_mixed_bandit():
 
 
 # --- errors -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("bad", [dict(actor_learning_rate=0.0), dict(critic_learning_rate=-1e-3), dict(actor_bc_coef=-0.1),
-                                 dict(critic_bc_coef=-1.0), dict(policy_noise=-0.2), dict(noise_clip=-0.5),
-                                 dict(policy_frequency=0), dict(batch_size=0), dict(tau=0.0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(actor_learning_rate=0.0),
+        dict(critic_learning_rate=-1e-3),
+        dict(actor_bc_coef=-0.1),
+        dict(critic_bc_coef=-1.0),
+        dict(policy_noise=-0.2),
+        dict(noise_clip=-0.5),
+        dict(policy_frequency=0),
+        dict(batch_size=0),
+        dict(tau=0.0),
+    ],
+)
 def test_bad_config_values_raise(bad):
     with pytest.raises(ValueError):
         ReBRACConfig(**bad)

@@ -22,14 +22,30 @@ def report():
     return report
 
 
-def write_run(root: Path, algo: str, task: str, seed: int, final: float | None, norm: float | None = None,
-              step: int = 10_000, dataset: bool = True, **algo_config) -> Path:
+def write_run(
+    root: Path,
+    algo: str,
+    task: str,
+    seed: int,
+    final: float | None,
+    norm: float | None = None,
+    step: int = 10_000,
+    dataset: bool = True,
+    **algo_config,
+) -> Path:
     """A run directory as the training CLI writes it: a better evaluation halfway, the final one at
     ``step``, and a training record after it (which holds no evaluation)."""
     run = root / algo.lower() / task / f"seed{seed}"
     run.mkdir(parents=True)
-    config = {"algo": algo, "env_id": "Hopper-v5" if dataset else task, "seed": seed, "num_envs": 1,
-              "run_dir": str(run), "command": ["--seed", str(seed)], "algo_config": {"seed": seed, "lr": 3e-4, **algo_config}}
+    config = {
+        "algo": algo,
+        "env_id": "Hopper-v5" if dataset else task,
+        "seed": seed,
+        "num_envs": 1,
+        "run_dir": str(run),
+        "command": ["--seed", str(seed)],
+        "algo_config": {"seed": seed, "lr": 3e-4, **algo_config},
+    }
     if dataset:
         config["dataset"] = f"datasets/{task}.hdf5"
     (run / "config.json").write_text(json.dumps(config))
@@ -158,8 +174,9 @@ def test_improvement_and_profiles(report, grid, tmp_path):
     tasks = ("hopper-medium-expert-v5", "hopper-medium-v5")
     x, y = (np.stack([scores[a, t][0] for t in tasks], axis=1) for a in ("IQL", "BC"))
     np.random.seed(SEED)
-    point, ci = rly.get_interval_estimates({"p": [x, y]}, lambda a, b: np.array([metrics.probability_of_improvement(a, b)]),
-                                           reps=50)
+    point, ci = rly.get_interval_estimates(
+        {"p": [x, y]}, lambda a, b: np.array([metrics.probability_of_improvement(a, b)]), reps=50
+    )
     assert f"P(IQL > BC) = {point['p'][0]:.2f} [{ci['p'][0, 0]:.2f}, {ci['p'][1, 0]:.2f}] over 2 tasks" in table
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(report.ReportError, match="no runs of 'SAC'"):
@@ -169,8 +186,19 @@ def test_improvement_and_profiles(report, grid, tmp_path):
 def test_cli_prints_and_writes_the_table(report, grid, tmp_path, capsys):
     root, _ = grid
     out = tmp_path / "report.md"
-    table = report.cli([str(root / "iql"), str(root / "bc" / "hopper-medium-v5"), "--reps", "50", "--out", str(out),
-                        "--improvement", "IQL", "BC"])
+    table = report.cli(
+        [
+            str(root / "iql"),
+            str(root / "bc" / "hopper-medium-v5"),
+            "--reps",
+            "50",
+            "--out",
+            str(out),
+            "--improvement",
+            "IQL",
+            "BC",
+        ]
+    )
     printed = capsys.readouterr().out
     assert table in printed and out.read_text() == table + "\n"
     assert "P(IQL > BC) = " in table and "over 1 task (hopper-medium-v5)" in table
@@ -189,8 +217,15 @@ def write_records(path: Path, rows: list[dict]) -> Path:
 
 def record(algo: str, env_id: str, seed: int, final: float, step: int = 1000, command: str | None = None, **extra) -> dict:
     command = command or f"python scripts/train_{algo}.py --env-id {env_id} --seed {seed} --num-envs 8 --run-dir runs/x{seed}"
-    return {"algo": algo, "env_id": env_id, "seed": seed, "final": final, "curve": [[0, 0.0], [step, final]],
-            "command": command, **extra}
+    return {
+        "algo": algo,
+        "env_id": env_id,
+        "seed": seed,
+        "final": final,
+        "curve": [[0, 0.0], [step, final]],
+        "command": command,
+        **extra,
+    }
 
 
 def test_results_file_records_reproduce_rliable(report, tmp_path):
@@ -204,17 +239,23 @@ def test_results_file_records_reproduce_rliable(report, tmp_path):
     for i, algo in enumerate(("ppo", "spo")):
         x = finals[i][:, None]
         np.random.seed(SEED)
-        point, ci = rly.get_interval_estimates({"x": x}, lambda s: np.array([metrics.aggregate_mean(s), metrics.aggregate_iqm(s)]), reps=REPS)
+        point, ci = rly.get_interval_estimates(
+            {"x": x}, lambda s: np.array([metrics.aggregate_mean(s), metrics.aggregate_iqm(s)]), reps=REPS
+        )
         row = next(line for line in table.splitlines() if f"| {algo} |" in line)
         assert f"| 4 | 1,000 | {point['x'][0]:.1f} [{ci['x'][0, 0]:.1f}, {ci['x'][1, 0]:.1f}] | {point['x'][1]:.1f} " in row
 
 
 def test_results_file_offline_records_and_refusals(report, tmp_path):
     ref = [10.0, 1010.0]
-    rows = [record("iql", "Hopper-v5", s, 50.0 + s, dataset="hopper-medium-v5", table="standard", weighting="uniform",
-                   references=ref) for s in range(3)]
-    rows += [record("iql", "Hopper-v5", s, 60.0, dataset="hopper-medium-v5", table="mixed", weighting="aw", references=ref)
-             for s in range(3)]
+    rows = [
+        record("iql", "Hopper-v5", s, 50.0 + s, dataset="hopper-medium-v5", table="standard", weighting="uniform", references=ref)
+        for s in range(3)
+    ]
+    rows += [
+        record("iql", "Hopper-v5", s, 60.0, dataset="hopper-medium-v5", table="mixed", weighting="aw", references=ref)
+        for s in range(3)
+    ]
     path = write_records(tmp_path / "offline.jsonl", rows)
     table = report.main(report.Args([path], reps=50, where=("table=standard",)))
     assert "| hopper-medium-v5 | iql | 3 | 1,000 | 520.0 " in table and "| 51.0 [" in table and "iql-aw" not in table
@@ -223,8 +264,13 @@ def test_results_file_offline_records_and_refusals(report, tmp_path):
     other = write_records(tmp_path / "other.jsonl", rows[:3] + [dict(rows[0], seed=5, references=[10.0, 2000.0])])
     with pytest.raises(report.ReportError, match="differ in references"):
         report.main(report.Args([other], reps=50))
-    flags = write_records(tmp_path / "flags.jsonl", [record("ppo", "Hopper-v4", 0, 1.0),
-                                                      record("ppo", "Hopper-v4", 1, 1.0, command="python scripts/train_ppo.py --num-envs 4")])
+    flags = write_records(
+        tmp_path / "flags.jsonl",
+        [
+            record("ppo", "Hopper-v4", 0, 1.0),
+            record("ppo", "Hopper-v4", 1, 1.0, command="python scripts/train_ppo.py --num-envs 4"),
+        ],
+    )
     with pytest.raises(report.ReportError, match="differ in --num-envs: '8'"):
         report.main(report.Args([flags], reps=50))
     no_curve = write_records(tmp_path / "nocurve.jsonl", [dict(record("ppo", "Hopper-v4", 0, 1.0), curve=None)])
@@ -235,14 +281,18 @@ def test_results_file_offline_records_and_refusals(report, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page, marker, results, where", [
-    ("results-mujoco.md", "mujoco_1m", "mujoco_1m.jsonl", []),
-    ("results-offline.md", "offline_standard", "offline.jsonl", ["table=standard"]),
-    ("results-offline.md", "offline_generative", "offline.jsonl", ["table=generative"]),
-])
+@pytest.mark.parametrize(
+    "page, marker, results, where",
+    [
+        ("results-mujoco.md", "mujoco_1m", "mujoco_1m.jsonl", []),
+        ("results-offline.md", "offline_standard", "offline.jsonl", ["table=standard"]),
+        ("results-offline.md", "offline_generative", "offline.jsonl", ["table=generative"]),
+    ],
+)
 def test_the_results_pages_tables_are_the_reports_output(report, page, marker, results, where):
     """The results pages' multi-seed tables are `python scripts/report.py results/<file> [--where ...]`."""
     readme = report.results_table.readme_table((ROOT / "docs" / page).read_text(), f"<!-- report:{marker} -->")
     command = " ".join(["python scripts/report.py", f"results/{results}", *(f"--where {w}" for w in where)])
-    assert readme == report.main(report.Args([ROOT / "results" / results], where=tuple(where))), \
+    assert readme == report.main(report.Args([ROOT / "results" / results], where=tuple(where))), (
         f"docs/{page}'s table differs from its source; regenerate it with: {command}"
+    )

@@ -22,13 +22,37 @@ from policyopt.algos.run.rundir import DirectoryLock, DirectoryLockedError
 from policyopt.algos.run.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["--env-id", "CartPole-v1", "--num-envs", "2", "--no-progress", "--eval-every", "0",
-         "--algo.num-steps", "16", "--algo.num-minibatches", "2", "--algo.update-epochs", "1"]
+QUICK = [
+    "--env-id",
+    "CartPole-v1",
+    "--num-envs",
+    "2",
+    "--no-progress",
+    "--eval-every",
+    "0",
+    "--algo.num-steps",
+    "16",
+    "--algo.num-minibatches",
+    "2",
+    "--algo.update-epochs",
+    "1",
+]
 
 
 def train_cmd(run_dir: Path, total: int, seed: int = 0) -> list[str]:
-    return [sys.executable, str(ROOT / "scripts" / "train_ppo.py"), *QUICK, "--run-dir", str(run_dir),
-            "--total-steps", str(total), "--seed", str(seed), "--checkpoint-every", "64"]
+    return [
+        sys.executable,
+        str(ROOT / "scripts" / "train_ppo.py"),
+        *QUICK,
+        "--run-dir",
+        str(run_dir),
+        "--total-steps",
+        str(total),
+        "--seed",
+        str(seed),
+        "--checkpoint-every",
+        "64",
+    ]
 
 
 # --- one writer per run directory ----------------------------------------------------------------------
@@ -54,8 +78,9 @@ def test_two_processes_on_one_run_dir_one_runs_the_other_gets_the_lock_error(tmp
 @pytest.mark.slow
 def test_two_processes_started_together_never_mix_their_runs(tmp_path):
     run = tmp_path / "run"
-    procs = [subprocess.Popen(train_cmd(run, 256, seed=s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for s in (0, 1)]
+    procs = [
+        subprocess.Popen(train_cmd(run, 256, seed=s), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for s in (0, 1)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     codes = [p.returncode for p in procs]
     assert sorted(codes)[0] == 0 and sorted(codes)[1] != 0, outs
@@ -142,14 +167,23 @@ def finished_run(tmp_path):
     return run
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda c: c.update(num_envs="8"), r"config.json: 'num_envs' is '8' \(str\); expected int"),
-    (lambda c: c.pop("algo_config"), r"must be a JSON object with an 'algo_config' object"),
-    (lambda c: c["algo_config"].update(learning_rate="fast"), r"algo_config: 'learning_rate' is 'fast' \(str\); expected float"),
-    (lambda c: c["algo_config"].update(learning_rat=1e-3), r"algo_config has unknown key\(s\) \['learning_rat'\]"),
-    (lambda c: c.update(preset="nonexistent"), r"'preset' is 'nonexistent', which PPO does not have; its presets are \["),
-    (lambda c: c["algo_config"].update(learning_rate=0.5), r"disagrees with .*checkpoint.pt \(learning_rate: 0.5 in config.json"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c.update(num_envs="8"), r"config.json: 'num_envs' is '8' \(str\); expected int"),
+        (lambda c: c.pop("algo_config"), r"must be a JSON object with an 'algo_config' object"),
+        (
+            lambda c: c["algo_config"].update(learning_rate="fast"),
+            r"algo_config: 'learning_rate' is 'fast' \(str\); expected float",
+        ),
+        (lambda c: c["algo_config"].update(learning_rat=1e-3), r"algo_config has unknown key\(s\) \['learning_rat'\]"),
+        (lambda c: c.update(preset="nonexistent"), r"'preset' is 'nonexistent', which PPO does not have; its presets are \["),
+        (
+            lambda c: c["algo_config"].update(learning_rate=0.5),
+            r"disagrees with .*checkpoint.pt \(learning_rate: 0.5 in config.json",
+        ),
+    ],
+)
 def test_a_hand_edited_config_json_is_a_named_error_and_stays_as_edited(finished_run, edit, message):
     config_file = finished_run / "config.json"
     config = json.loads(config_file.read_text())

@@ -11,8 +11,15 @@ import torch
 
 from policyopt.buffers.dataset import OfflineDataset
 import policyopt.buffers.samplers as samplers_module
-from policyopt.buffers.samplers import (SAMPLERS, IndexSampler, TrajectoryWeightedSampler, UniformSampler, episode_advantages,
-                              make_sampler, trajectory_masses)
+from policyopt.buffers.samplers import (
+    SAMPLERS,
+    IndexSampler,
+    TrajectoryWeightedSampler,
+    UniformSampler,
+    episode_advantages,
+    make_sampler,
+    trajectory_masses,
+)
 
 LENGTHS = [3, 1, 4, 2, 5, 3, 2, 4]
 RETURNS = [2.0, -1.0, 5.0, 0.5, 3.0, -1.0, 1.0, 4.0]  # min -1, max 5: Ĝ = (G + 1) / 6
@@ -90,8 +97,9 @@ def test_large_temperature_is_uniform(name, alpha, rtol):
 def test_uniform_sampler_probs():
     ds = make_dataset()
     s = make_sampler(ds, "uniform")
-    torch.testing.assert_close(s.transition_probs(), torch.full((ds.num_transitions,), 1 / ds.num_transitions,
-                                                               dtype=torch.float64))
+    torch.testing.assert_close(
+        s.transition_probs(), torch.full((ds.num_transitions,), 1 / ds.num_transitions, dtype=torch.float64)
+    )
     torch.testing.assert_close(s.trajectory_probs(), torch.tensor(LENGTHS, dtype=torch.float64) / sum(LENGTHS))
 
 
@@ -112,8 +120,9 @@ def test_topk_keeps_exactly_the_best_episodes():
     drawn = ds.episode_index[s.sample_indices(4096)]
     assert set(drawn.tolist()) == set(kept)
     # fraction 1: every transition alike; a tiny fraction still keeps one episode (the best)
-    torch.testing.assert_close(make_sampler(ds, "topk", fraction=1.0).transition_probs(),
-                               torch.full_like(p, 1 / ds.num_transitions), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        make_sampler(ds, "topk", fraction=1.0).transition_probs(), torch.full_like(p, 1 / ds.num_transitions), rtol=1e-12, atol=0
+    )
     assert make_sampler(ds, "topk", fraction=1e-6).trajectory_probs().nonzero().flatten().tolist() == [1]
 
 
@@ -150,14 +159,19 @@ def test_aw_matches_numpy_least_squares():
     resid = returns - design @ np.linalg.lstsq(design, returns, rcond=None)[0]
     np.testing.assert_allclose(episode_advantages(ds).numpy(), resid, atol=1e-9)
     a_hat = (resid - resid.min()) / (resid.max() - resid.min())
-    np.testing.assert_allclose(make_sampler(ds, "aw", temperature=0.3).trajectory_probs().numpy(),
-                               np.exp(a_hat / 0.3) / np.exp(a_hat / 0.3).sum(), rtol=1e-9)
+    np.testing.assert_allclose(
+        make_sampler(ds, "aw", temperature=0.3).trajectory_probs().numpy(),
+        np.exp(a_hat / 0.3) / np.exp(a_hat / 0.3).sum(),
+        rtol=1e-9,
+    )
 
 
 def test_aw_underdetermined_and_perfect_fit_are_uniform():
     # 3 episodes, 5 features: the min-norm fit interpolates; and returns exactly affine in s0
-    for lengths, returns, s0 in (([1, 2, 3], [1.0, 5.0, -2.0], np.arange(15).reshape(3, 5) % 4),
-                                 ([2, 1, 3, 2], [1.0, 3.0, 5.0, 9.0], [[0.0], [1.0], [2.0], [4.0]])):
+    for lengths, returns, s0 in (
+        ([1, 2, 3], [1.0, 5.0, -2.0], np.arange(15).reshape(3, 5) % 4),
+        ([2, 1, 3, 2], [1.0, 3.0, 5.0, 9.0], [[0.0], [1.0], [2.0], [4.0]]),
+    ):
         ds = make_dataset(lengths, returns, s0=s0)
         p = make_sampler(ds, "aw", temperature=0.1).transition_probs()
         assert not p.isnan().any()
@@ -201,6 +215,7 @@ def _chi2_pvalue_ok(counts, probs, total):
     stat = float(((counts - expected) ** 2 / expected).sum())
     try:
         from scipy.stats import chi2
+
         crit = float(chi2.ppf(1 - 1e-4, len(probs) - 1))
     except ImportError:
         crit = _chi2_critical(len(probs) - 1)
@@ -219,7 +234,9 @@ def test_empirical_frequencies_match_probs(name):
     stat, crit = _chi2_pvalue_ok(counts[pos], p[pos], len(draws))
     assert stat < crit, f"{name}: chi-square {stat:.1f} >= {crit:.1f}"
     # the test can fail: a wrong distribution over the same bins is rejected
-    wrong = (sampler(ds, "rw", temperature=0.5) if name in ("uniform", "topk") else make_sampler(ds, "uniform")).transition_probs()
+    wrong = (
+        sampler(ds, "rw", temperature=0.5) if name in ("uniform", "topk") else make_sampler(ds, "uniform")
+    ).transition_probs()
     wrong = wrong.numpy()[pos] / wrong.numpy()[pos].sum()
     stat, crit = _chi2_pvalue_ok(counts[pos], wrong, len(draws))
     assert stat > 10 * crit
@@ -235,7 +252,7 @@ def test_zero_mass_episodes_are_never_drawn():
     ds = make_dataset([2, 3, 1, 4, 2], [0.0, 9.0, 8.0, 1.0, 2.0])
     s = make_sampler(ds, "topk", fraction=0.4)
     assert isinstance(s, TrajectoryWeightedSampler)
-    below_one = 1 - 2.0 ** -53
+    below_one = 1 - 2.0**-53
     edges = torch.cat([torch.tensor([0.0, below_one], dtype=torch.float64), s._cdf])
     edges = edges[edges < 1]
     u = torch.stack([edges.repeat(3), torch.tensor([0.0, 0.5, below_one]).double().repeat_interleave(len(edges))])
@@ -259,8 +276,7 @@ def test_sample_returns_dataset_batch(name):
     assert idx.dtype == torch.int64 and idx.shape == (64,) and idx.device == ds.device
     assert ((idx >= 0) & (idx < ds.num_transitions)).all()
     expected = ds.batch(idx)
-    assert batch.keys() == expected.keys() == {"obs", "actions", "rewards", "next_obs", "terminated", "timeouts",
-                                               "next_actions"}
+    assert batch.keys() == expected.keys() == {"obs", "actions", "rewards", "next_obs", "terminated", "timeouts", "next_actions"}
     for k, v in batch.items():
         assert v.device == ds.device and v.shape[0] == 64
         torch.testing.assert_close(v, expected[k], rtol=0, atol=0)
@@ -295,10 +311,12 @@ def test_state_dict_resumes_exactly(name):
 def test_load_state_dict_rejects_a_different_sampler():
     ds = make_dataset()
     state = make_sampler(ds, "rw", temperature=0.5).state_dict()
-    for other, match in ((make_sampler(ds, "aw", temperature=0.5), "name is 'rw'"),
-                         (make_sampler(ds, "rw", temperature=0.2), "params"),
-                         (make_sampler(make_dataset([2, 2], [0.0, 1.0]), "rw", temperature=0.5), "num_transitions"),
-                         (make_sampler(ds, "uniform"), "name")):
+    for other, match in (
+        (make_sampler(ds, "aw", temperature=0.5), "name is 'rw'"),
+        (make_sampler(ds, "rw", temperature=0.2), "params"),
+        (make_sampler(make_dataset([2, 2], [0.0, 1.0]), "rw", temperature=0.5), "num_transitions"),
+        (make_sampler(ds, "uniform"), "name"),
+    ):
         with pytest.raises(ValueError, match=match):
             other.load_state_dict(state)
     topk = make_sampler(ds, "topk", fraction=0.2).state_dict()

@@ -20,13 +20,37 @@ from policyopt.algos.run import sweep  # noqa: E402
 from lock_holder import hold_lock  # noqa: E402
 
 # PPO on CartPole in a few hundred env steps: tiny nets, eager, 2 envs x 32 steps per rollout.
-TINY = ["num_envs=2", "eval_episodes=2", "checkpoint_every=128", "algo.num_steps=32", "algo.num_minibatches=2",
-        "algo.update_epochs=1", "algo.actor_hidden=8", "algo.critic_hidden=8", "algo.compile=false"]
+TINY = [
+    "num_envs=2",
+    "eval_episodes=2",
+    "checkpoint_every=128",
+    "algo.num_steps=32",
+    "algo.num_minibatches=2",
+    "algo.update_epochs=1",
+    "algo.actor_hidden=8",
+    "algo.critic_hidden=8",
+    "algo.compile=false",
+]
 
 
 def ppo_sweep(root: Path, seeds=(0, 1), total=256, extra=()) -> list[str]:
-    return ["--algos", "ppo", "--envs", "CartPole-v1", "--seeds", *map(str, seeds), "--total-steps", str(total),
-            "--root", str(root), "--threads-per-trial", "1", "--set", *TINY, *extra]
+    return [
+        "--algos",
+        "ppo",
+        "--envs",
+        "CartPole-v1",
+        "--seeds",
+        *map(str, seeds),
+        "--total-steps",
+        str(total),
+        "--root",
+        str(root),
+        "--threads-per-trial",
+        "1",
+        "--set",
+        *TINY,
+        *extra,
+    ]
 
 
 def assert_complete(run: Path, total: int) -> list[dict]:
@@ -46,52 +70,116 @@ def policy_state(run: Path) -> dict[str, torch.Tensor]:
 # --- the grid ------------------------------------------------------------------------------------------
 def test_grid_file_and_set_expand_into_labelled_run_dirs(tmp_path, capsys):
     grid = tmp_path / "grid.toml"
-    grid.write_text('algos = ["ppo", "spo"]\nenvs = ["CartPole-v1"]\nseeds = [0, 1]\ntotal_steps = 1000\n'
-                    '[settings]\nnum_envs = 4\n[algo_config]\nlearning_rate = [3e-4, 1e-3]\nactor_hidden = [16, 16]\n'
-                    '[algo_config.ppo]\nclip_coef = [0.1, 0.2]\n')
+    grid.write_text(
+        'algos = ["ppo", "spo"]\nenvs = ["CartPole-v1"]\nseeds = [0, 1]\ntotal_steps = 1000\n'
+        '[settings]\nnum_envs = 4\n[algo_config]\nlearning_rate = [3e-4, 1e-3]\nactor_hidden = [16, 16]\n'
+        '[algo_config.ppo]\nclip_coef = [0.1, 0.2]\n'
+    )
     trials = sweep.plan(sweep.load_grid(sweep.Args(grid=grid)), tmp_path / "root")
     assert len(trials) == 2 * 2 * 2 + 2 * 2  # PPO: lr x clip x seeds; SPO: lr x seeds
     names = {t.name for t in trials}
-    assert "ppo/CartPole-v1/learning_rate=0.001,clip_coef=0.2/seed1" in names and "spo/CartPole-v1/learning_rate=0.0003/seed0" in names
+    assert (
+        "ppo/CartPole-v1/learning_rate=0.001,clip_coef=0.2/seed1" in names
+        and "spo/CartPole-v1/learning_rate=0.0003/seed0" in names
+    )
     t = next(t for t in trials if t.name == "ppo/CartPole-v1/learning_rate=0.001,clip_coef=0.1/seed1")
     assert t.run_dir == (tmp_path / "root/ppo/CartPole-v1/learning_rate=0.001,clip_coef=0.1/seed1").resolve()
     argv = " ".join(t.argv)
-    for words in ("--env-id CartPole-v1", "--seed 1", "--total-steps 1000", "--num-envs 4", "--algo.learning-rate 0.001",
-                  "--algo.clip-coef 0.1", "--algo.actor-hidden 16 16", "--eval-every 100", f"--run-dir {t.run_dir}"):
+    for words in (
+        "--env-id CartPole-v1",
+        "--seed 1",
+        "--total-steps 1000",
+        "--num-envs 4",
+        "--algo.learning-rate 0.001",
+        "--algo.clip-coef 0.1",
+        "--algo.actor-hidden 16 16",
+        "--eval-every 100",
+        f"--run-dir {t.run_dir}",
+    ):
         assert words in argv
     assert t.resume_argv[-1] == "--resume" and "--eval-every" not in t.resume_argv  # a resumed run keeps its own cadence
 
     # the command line replaces the file's entries: one algorithm, one seed, a learning rate of its own
-    sweep.cli(["--grid", str(grid), "--algos", "ppo", "--seeds", "3", "--set", "algo.learning_rate=5e-4",
-               "ppo:algo.norm_adv=false", "--root", str(tmp_path / "root"), "--dry-run"])
+    sweep.cli(
+        [
+            "--grid",
+            str(grid),
+            "--algos",
+            "ppo",
+            "--seeds",
+            "3",
+            "--set",
+            "algo.learning_rate=5e-4",
+            "ppo:algo.norm_adv=false",
+            "--root",
+            str(tmp_path / "root"),
+            "--dry-run",
+        ]
+    )
     out = capsys.readouterr().out
     assert "4 trials" not in out and "2 trials" in out and "--algo.no-norm-adv" in out and "--algo.learning-rate 0.0005" in out
     assert "ppo/CartPole-v1/clip_coef=0.1/seed3" in out and not (tmp_path / "root").exists()  # a dry run writes nothing
 
     # a repeated --set adds to the first rather than replacing it
-    sweep.cli(["--algos", "ppo", "--envs", "CartPole-v1", "--set", "num_envs=4", "eval_episodes=3", "--set", "algo.num_steps=32", "--total-steps", "1000",
-               "--root", str(tmp_path / "root"), "--dry-run"])
+    sweep.cli(
+        [
+            "--algos",
+            "ppo",
+            "--envs",
+            "CartPole-v1",
+            "--set",
+            "num_envs=4",
+            "eval_episodes=3",
+            "--set",
+            "algo.num_steps=32",
+            "--total-steps",
+            "1000",
+            "--root",
+            str(tmp_path / "root"),
+            "--dry-run",
+        ]
+    )
     out = capsys.readouterr().out
     assert "--num-envs 4" in out and "--eval-episodes 3" in out and "--algo.num-steps 32" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--algos", "ppp", "--envs", "CartPole-v1"], r"unknown algorithm 'ppp' \(did you mean 'ppo'\?\); valid: .*sac, spo"),
-    (["--algos", "ppo", "--envs", "CartPol-v1"], r"--envs CartPol-v1: unknown env id 'CartPol-v1'.*CartPole-v1.*Native tensor envs"),
-    (["--algos", "ppo", "--envs", "CartPole-v1", "--set", "algo.learnin_rate=1e-3"],
-     r"algo.learnin_rate: PPO's config \(PPOConfig\) has no field 'learnin_rate' \(did you mean 'learning_rate'\?\); valid: .*clip_coef"),
-    (["--algos", "ppo", "--envs", "CartPole-v1", "--set", "nm_envs=4"], r"--set nm_envs: not a run setting .*'num_envs'.*eval_every"),
-    (["--algos", "ppo", "trpo", "--envs", "CartPole-v1", "--set", "algo.clip_coef=0.1"], r"TRPO's config \(TRPOConfig\) has no field 'clip_coef'"),
-    (["--algos", "ppo", "--envs", "CartPole-v1", "--set", "seed=1"], r"--set seed: set by the sweep \(use --seeds\)"),
-    (["--algos", "ppo", "--envs", "CartPole-v1", "--set", "algo.num_steps=0"], r"the ppo trials.*num_steps must be >= 1, got 0"),
-    (["--algos", "ppo", "--envs", "CartPole-v1", "--set", "algo.num_steps=many"], r"the train CLI rejects .*--algo.num-steps many"),
-    (["--algos", "ppo", "--envs", "CartPole-v1", "--set", "preset=nope"], r"unknown preset 'nope'"),
-    (["--algos", "ppo", "--envs", "CartPole-v1", "--set", "device=tpu7"], r"--set device=tpu7: invalid device 'tpu7'"),
-    (["--algos", "iql", "--datasets", "missing.hdf5"], r"--datasets missing.hdf5: no dataset 'missing.hdf5'"),
-    (["--algos", "iql", "--envs", "Pendulum-v1"], r"iql trains on datasets: pass --datasets"),
-    (["--algos", "ppo"], r"ppo trains on envs: pass --envs"),
-    (["--envs", "CartPole-v1"], r"no algorithms: pass --algos \(valid: bc, "),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--algos", "ppp", "--envs", "CartPole-v1"], r"unknown algorithm 'ppp' \(did you mean 'ppo'\?\); valid: .*sac, spo"),
+        (
+            ["--algos", "ppo", "--envs", "CartPol-v1"],
+            r"--envs CartPol-v1: unknown env id 'CartPol-v1'.*CartPole-v1.*Native tensor envs",
+        ),
+        (
+            ["--algos", "ppo", "--envs", "CartPole-v1", "--set", "algo.learnin_rate=1e-3"],
+            r"algo.learnin_rate: PPO's config \(PPOConfig\) has no field 'learnin_rate' \(did you mean 'learning_rate'\?\); valid: .*clip_coef",
+        ),
+        (
+            ["--algos", "ppo", "--envs", "CartPole-v1", "--set", "nm_envs=4"],
+            r"--set nm_envs: not a run setting .*'num_envs'.*eval_every",
+        ),
+        (
+            ["--algos", "ppo", "trpo", "--envs", "CartPole-v1", "--set", "algo.clip_coef=0.1"],
+            r"TRPO's config \(TRPOConfig\) has no field 'clip_coef'",
+        ),
+        (["--algos", "ppo", "--envs", "CartPole-v1", "--set", "seed=1"], r"--set seed: set by the sweep \(use --seeds\)"),
+        (
+            ["--algos", "ppo", "--envs", "CartPole-v1", "--set", "algo.num_steps=0"],
+            r"the ppo trials.*num_steps must be >= 1, got 0",
+        ),
+        (
+            ["--algos", "ppo", "--envs", "CartPole-v1", "--set", "algo.num_steps=many"],
+            r"the train CLI rejects .*--algo.num-steps many",
+        ),
+        (["--algos", "ppo", "--envs", "CartPole-v1", "--set", "preset=nope"], r"unknown preset 'nope'"),
+        (["--algos", "ppo", "--envs", "CartPole-v1", "--set", "device=tpu7"], r"--set device=tpu7: invalid device 'tpu7'"),
+        (["--algos", "iql", "--datasets", "missing.hdf5"], r"--datasets missing.hdf5: no dataset 'missing.hdf5'"),
+        (["--algos", "iql", "--envs", "Pendulum-v1"], r"iql trains on datasets: pass --datasets"),
+        (["--algos", "ppo"], r"ppo trains on envs: pass --envs"),
+        (["--envs", "CartPole-v1"], r"no algorithms: pass --algos \(valid: bc, "),
+    ],
+)
 def test_bad_grids_fail_before_anything_runs(tmp_path, argv, message):
     root = tmp_path / "root"
     with pytest.raises(SystemExit) as e:  # --dry-run: the same checks, and a grid that wrongly passes them trains nothing
@@ -189,12 +277,34 @@ def test_dataset_algorithms_run_on_datasets_and_their_env(tmp_path):
     rng = np.random.default_rng(0)
     n = 400
     obs = rng.normal(size=(n, 3)).astype(np.float32)
-    data = OfflineDataset(obs, rng.uniform(-2, 2, (n, 1)).astype(np.float32), rng.normal(size=n).astype(np.float32),
-                          np.zeros(n, bool), (np.arange(n) % 100 == 99), rng.normal(size=(n, 3)).astype(np.float32),
-                          metadata={"env_id": "Pendulum-v1"})
+    data = OfflineDataset(
+        obs,
+        rng.uniform(-2, 2, (n, 1)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        np.zeros(n, bool),
+        (np.arange(n) % 100 == 99),
+        rng.normal(size=(n, 3)).astype(np.float32),
+        metadata={"env_id": "Pendulum-v1"},
+    )
     path = data.save_d4rl(tmp_path / "pendulum-random.hdf5")
-    rows = sweep.cli(["--algos", "bc", "--datasets", str(path), "--total-steps", "40", "--root", str(tmp_path / "root"),
-                      "--no-ray", "--threads-per-trial", "1", "--set", "eval_episodes=1", "algo.batch_size=32"])
+    rows = sweep.cli(
+        [
+            "--algos",
+            "bc",
+            "--datasets",
+            str(path),
+            "--total-steps",
+            "40",
+            "--root",
+            str(tmp_path / "root"),
+            "--no-ray",
+            "--threads-per-trial",
+            "1",
+            "--set",
+            "eval_episodes=1",
+            "algo.batch_size=32",
+        ]
+    )
     run = tmp_path / "root/bc/pendulum-random/default/seed0"
     assert [r["status"] for r in rows] == ["done"] and (run / "checkpoint.pt").is_file()
     config = json.loads((run / "config.json").read_text())
@@ -257,8 +367,11 @@ def test_resume_moves_a_run_with_an_unreadable_checkpoint_aside(tmp_path, capsys
     assert len(asides) == 1 and asides[0].name.endswith("-unreadable-checkpoint")
     assert {p.name: p.read_bytes() for p in asides[0].iterdir()} == before  # every file kept, byte for byte
     line = next(ln for ln in out.splitlines() if "moved" in ln)
-    assert re.fullmatch(rf"sweep.py: ppo/CartPole-v1/default/seed0: its checkpoint cannot be read \(.*checkpoint.pt.*\); "
-                        rf"moved .*checkpoint.pt.* to {re.escape(str(asides[0]))} \(nothing deleted\); starting it again from step 0", line)
+    assert re.fullmatch(
+        rf"sweep.py: ppo/CartPole-v1/default/seed0: its checkpoint cannot be read \(.*checkpoint.pt.*\); "
+        rf"moved .*checkpoint.pt.* to {re.escape(str(asides[0]))} \(nothing deleted\); starting it again from step 0",
+        line,
+    )
     assert all(name in line for name in before)
     log = (run / "train.log").read_text()
     assert log.startswith(log_before) and f"to {asides[0]} (nothing deleted)" in log  # the trial's log says so too

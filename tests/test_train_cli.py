@@ -18,16 +18,42 @@ from policyopt.algos.run.train import main
 
 def test_train_resume_and_evaluate(tmp_path, capsys):
     run = tmp_path / "run"
-    common = ["--env-id", "Pendulum-v1", "--num-envs", "4", "--run-dir", str(run), "--no-progress",
-              "--eval-every", "256", "--eval-episodes", "3", "--checkpoint-every", "256",
-              "--algo.num-steps", "32", "--algo.num-minibatches", "2", "--algo.update-epochs", "1"]
+    common = [
+        "--env-id",
+        "Pendulum-v1",
+        "--num-envs",
+        "4",
+        "--run-dir",
+        str(run),
+        "--no-progress",
+        "--eval-every",
+        "256",
+        "--eval-episodes",
+        "3",
+        "--checkpoint-every",
+        "256",
+        "--algo.num-steps",
+        "32",
+        "--algo.num-minibatches",
+        "2",
+        "--algo.update-epochs",
+        "1",
+    ]
     agent = main(PPO, common + ["--total-steps", "512"])
     assert agent.global_step == 512
     assert (run / "checkpoint.pt").is_file() and (run / "config.json").is_file()
     rows = read_metrics(run)
     assert [r["step"] for r in rows] == [0, 128, 256, 384, 512]  # step 0: the untrained policy's eval
-    for key in ("train/approx_kl", "train/clipfrac", "train/entropy", "train/explained_variance",
-                "train/learning_rate", "train/sps", "train/value_loss", "train/policy_loss"):
+    for key in (
+        "train/approx_kl",
+        "train/clipfrac",
+        "train/entropy",
+        "train/explained_variance",
+        "train/learning_rate",
+        "train/sps",
+        "train/value_loss",
+        "train/policy_loss",
+    ):
         assert key in rows[-1]
     assert "eval/return" in rows[0] and "eval/return" in rows[2]
     assert list(run.glob("events.out.tfevents.*"))
@@ -50,8 +76,24 @@ def test_train_resume_and_evaluate(tmp_path, capsys):
 
 
 def test_preset_and_unknown_preset(tmp_path):
-    agent = main(TRPO, ["--env-id", "CartPole-v1", "--preset", "cartpole", "--total-steps", "1", "--num-envs", "2",
-                        "--eval-every", "0", "--run-dir", str(tmp_path / "r"), "--no-progress"])
+    agent = main(
+        TRPO,
+        [
+            "--env-id",
+            "CartPole-v1",
+            "--preset",
+            "cartpole",
+            "--total-steps",
+            "1",
+            "--num-envs",
+            "2",
+            "--eval-every",
+            "0",
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--no-progress",
+        ],
+    )
     assert agent.config.num_steps == TRPO.config_class.preset("cartpole").num_steps
     with pytest.raises(ValueError, match="unknown preset 'nope'"):
         main(PPO, ["--preset", "nope", "--total-steps", "1"])
@@ -62,10 +104,23 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
         main(PPO, ["--run-dir", str(tmp_path / "none"), "--resume", "--total-steps", "10", "--no-progress"])
 
 
-
 def test_env_compile_flag(tmp_path):
-    common = ["--env-id", "CartPole-v1", "--num-envs", "2", "--eval-every", "0", "--no-progress",
-              "--run-dir", str(tmp_path / "r"), "--algo.num-steps", "16", "--algo.num-minibatches", "2", "--env-compile"]
+    common = [
+        "--env-id",
+        "CartPole-v1",
+        "--num-envs",
+        "2",
+        "--eval-every",
+        "0",
+        "--no-progress",
+        "--run-dir",
+        str(tmp_path / "r"),
+        "--algo.num-steps",
+        "16",
+        "--algo.num-minibatches",
+        "2",
+        "--env-compile",
+    ]
     agent = main(PPO, common + ["--total-steps", "32"])
     assert agent.global_step == 32
     assert agent.env.unwrapped._core is not type(agent.env.unwrapped)._step_core.__get__(agent.env.unwrapped)
@@ -75,10 +130,32 @@ def test_env_compile_flag(tmp_path):
 
 # --- resume, seeds and CLI values, as the README uses them ---------------------------------
 
+
 def _pendulum_run(run, extra=()):
-    return ["--env-id", "Pendulum-v1", "--num-envs", "4", "--preset", "pendulum", "--run-dir", str(run), "--no-progress",
-            "--eval-every", "256", "--eval-episodes", "2", "--checkpoint-every", "256",
-            "--algo.num-steps", "32", "--algo.num-minibatches", "2", "--algo.update-epochs", "1", *extra]
+    return [
+        "--env-id",
+        "Pendulum-v1",
+        "--num-envs",
+        "4",
+        "--preset",
+        "pendulum",
+        "--run-dir",
+        str(run),
+        "--no-progress",
+        "--eval-every",
+        "256",
+        "--eval-episodes",
+        "2",
+        "--checkpoint-every",
+        "256",
+        "--algo.num-steps",
+        "32",
+        "--algo.num-minibatches",
+        "2",
+        "--algo.update-epochs",
+        "1",
+        *extra,
+    ]
 
 
 def _same_params(a, b):
@@ -113,11 +190,13 @@ def test_resume_takes_the_runs_own_settings(tmp_path, monkeypatch):
 def test_resume_flags_that_contradict_the_run_name_both_values(tmp_path):
     run = tmp_path / "run"
     main(PPO, _pendulum_run(run, ["--total-steps", "256"]))
-    for flag, message in [(["--num-envs", "8"], r"--num-envs 8 \(the run: 4\)"),
-                          (["--env-id", "CartPole-v1"], r"--env-id 'CartPole-v1' \(the run: 'Pendulum-v1'\)"),
-                          (["--seed", "3"], r"--seed 3 \(the run: 0\)"),
-                          (["--eval-every", "100"], r"--eval-every 100 \(the run: 256\)"),
-                          (["--algo.gamma", "0.5"], r"gamma=0.5 \(checkpoint: 0.9\)")]:
+    for flag, message in [
+        (["--num-envs", "8"], r"--num-envs 8 \(the run: 4\)"),
+        (["--env-id", "CartPole-v1"], r"--env-id 'CartPole-v1' \(the run: 'Pendulum-v1'\)"),
+        (["--seed", "3"], r"--seed 3 \(the run: 0\)"),
+        (["--eval-every", "100"], r"--eval-every 100 \(the run: 256\)"),
+        (["--algo.gamma", "0.5"], r"gamma=0.5 \(checkpoint: 0.9\)"),
+    ]:
         with pytest.raises(ValueError, match=message):
             main(PPO, ["--run-dir", str(run), "--total-steps", "512", "--resume", *flag])
     # repeating the run's own values is fine
@@ -135,18 +214,41 @@ def test_one_seed(tmp_path):
     with pytest.raises(ValueError, match=r"one seed per run: set it with --seed \(got --seed 0 and --algo.seed 7\)"):
         main(PPO, ["--algo.seed", "7", "--total-steps", "10", "--run-dir", str(tmp_path / "r")])
     assert not (tmp_path / "r").exists()
-    agent = main(PPO, ["--seed", "7", "--env-id", "CartPole-v1", "--num-envs", "2", "--total-steps", "32", "--eval-every", "0",
-                       "--algo.num-steps", "16", "--algo.num-minibatches", "2", "--run-dir", str(tmp_path / "s"), "--no-progress"])
+    agent = main(
+        PPO,
+        [
+            "--seed",
+            "7",
+            "--env-id",
+            "CartPole-v1",
+            "--num-envs",
+            "2",
+            "--total-steps",
+            "32",
+            "--eval-every",
+            "0",
+            "--algo.num-steps",
+            "16",
+            "--algo.num-minibatches",
+            "2",
+            "--run-dir",
+            str(tmp_path / "s"),
+            "--no-progress",
+        ],
+    )
     record = json.loads((tmp_path / "s" / "config.json").read_text())
     assert agent.config.seed == 7 and record["seed"] == 7 and record["algo_config"]["seed"] == 7 and record["algo"] == "PPO"
 
 
-@pytest.mark.parametrize("flag, message", [
-    (["--total-steps", "-100"], r"--total-steps must be a positive number of env steps, got -100"),
-    (["--num-envs", "0"], r"--num-envs must be a positive number of env copies, got 0"),
-    (["--eval-episodes", "0"], r"--eval-episodes must be a positive number of episodes, got 0"),
-    (["--checkpoint-every", "-1"], r"--checkpoint-every must be"),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        (["--total-steps", "-100"], r"--total-steps must be a positive number of env steps, got -100"),
+        (["--num-envs", "0"], r"--num-envs must be a positive number of env copies, got 0"),
+        (["--eval-episodes", "0"], r"--eval-episodes must be a positive number of episodes, got 0"),
+        (["--checkpoint-every", "-1"], r"--checkpoint-every must be"),
+    ],
+)
 def test_nonsense_values_are_rejected_before_anything_is_written(tmp_path, flag, message):
     with pytest.raises(ValueError, match=message):
         main(PPO, ["--run-dir", str(tmp_path / "r"), *flag])
@@ -160,8 +262,28 @@ def test_device_cuda_without_cuda_names_the_device(tmp_path):
 
 
 def test_no_progress_still_prints_evaluations(tmp_path, capsys):
-    main(PPO, ["--env-id", "CartPole-v1", "--num-envs", "2", "--total-steps", "64", "--eval-every", "32", "--eval-episodes", "2",
-               "--algo.num-steps", "16", "--algo.num-minibatches", "2", "--run-dir", str(tmp_path / "r"), "--no-progress"])
+    main(
+        PPO,
+        [
+            "--env-id",
+            "CartPole-v1",
+            "--num-envs",
+            "2",
+            "--total-steps",
+            "64",
+            "--eval-every",
+            "32",
+            "--eval-episodes",
+            "2",
+            "--algo.num-steps",
+            "16",
+            "--algo.num-minibatches",
+            "2",
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--no-progress",
+        ],
+    )
     lines = [line for line in capsys.readouterr().out.splitlines() if "eval return" in line]
     assert [line.split(":")[0].split()[-1] for line in lines] == ["0", "32", "64"]
 
@@ -221,8 +343,23 @@ def test_documented_training_commands_parse():
 
 
 def test_a_new_run_never_overwrites_an_old_one(tmp_path):
-    argv = ["--env-id", "CartPole-v1", "--num-envs", "2", "--total-steps", "32", "--eval-every", "0", "--no-progress",
-            "--algo.num-steps", "16", "--algo.num-minibatches", "2", "--run-dir", str(tmp_path / "r")]
+    argv = [
+        "--env-id",
+        "CartPole-v1",
+        "--num-envs",
+        "2",
+        "--total-steps",
+        "32",
+        "--eval-every",
+        "0",
+        "--no-progress",
+        "--algo.num-steps",
+        "16",
+        "--algo.num-minibatches",
+        "2",
+        "--run-dir",
+        str(tmp_path / "r"),
+    ]
     main(PPO, argv)
     before = (tmp_path / "r" / "metrics.jsonl").read_text()
     with pytest.raises(FileExistsError, match="already holds a run; pass --resume"):

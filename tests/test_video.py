@@ -30,8 +30,17 @@ from policyopt.algos.run.video import RecordEvalVideo, check_capture  # noqa: E4
 from policyopt.vecenvs.render import RenderingUnavailable, make_renderer, render_kwargs, select_gl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_PPO = ["--num-envs", "2", "--algo.num-steps", "16", "--algo.num-minibatches", "2", "--algo.update-epochs", "1",
-            "--no-progress"]
+TINY_PPO = [
+    "--num-envs",
+    "2",
+    "--algo.num-steps",
+    "16",
+    "--algo.num-minibatches",
+    "2",
+    "--algo.update-epochs",
+    "1",
+    "--no-progress",
+]
 
 
 def frame_count(path: Path) -> int:
@@ -120,8 +129,9 @@ def test_native_state_renders_like_gymnasium_stepping_the_same_actions(env_id):
 def test_tensorboard_event_file_holds_the_video(tmp_path):
     agent = tiny_agent("CartPole-v1")
     with RunLogger(tmp_path) as logger:
-        recorded = RecordEvalVideo(vecenvs.make("CartPole-v1", num_envs=2, seed=0), tmp_path / "videos",
-                                   step=lambda: 42, writer=logger.writer)
+        recorded = RecordEvalVideo(
+            vecenvs.make("CartPole-v1", num_envs=2, seed=0), tmp_path / "videos", step=lambda: 42, writer=logger.writer
+        )
         agent.evaluate(recorded, seed=0)
     (image,) = video_summaries(tmp_path)
     assert image.step == 42 and image.encoded_image_string.startswith(b"GIF89a")
@@ -142,8 +152,11 @@ def test_train_script_capture_video_and_evaluate_script(tmp_path, monkeypatch, c
     assert returns(run) == returns(tmp_path / "plain") and plain.global_step == 64
 
     capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["scripts/evaluate.py", str(run), "--episodes", "2", "--capture-video",
-                                      "--video-dir", str(tmp_path / "eval_videos")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["scripts/evaluate.py", str(run), "--episodes", "2", "--capture-video", "--video-dir", str(tmp_path / "eval_videos")],
+    )
     runpy.run_path(str(ROOT / "scripts" / "evaluate.py"), run_name="__main__")
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["video"] == str(tmp_path / "eval_videos" / "eval_seed12345.mp4")

@@ -396,9 +396,7 @@ def test_rms_bitwise_equals_plain_merge(shape):
     for t in range(300):
         n = [1, 1, 2, 5, 16, 64][t % 6]
         scale = [1e-3, 1.0, 50.0, 1e6][t % 4]
-        x = (torch.randn(n, *shape, generator=g, dtype=torch.float64) * scale + 3.0).to(
-            torch.float32 if t % 3 else torch.float64
-        )
+        x = (torch.randn(n, *shape, generator=g, dtype=torch.float64) * scale + 3.0).to(torch.float32 if t % 3 else torch.float64)
         mask = torch.rand(n, generator=g) < 0.5 if t % 7 == 3 else None  # masked updates in between
         rms.update(x, mask)
         ref.update(x, mask)
@@ -560,9 +558,16 @@ def test_chain_bitwise_equals_plain_formulas(n, clip):
             assert_bitwise(env.reset(options={"reset_mask": reset_mask})[0], expected)
         kind, (obs_e, rew_e, te_e, tr_e, final_e, episode_e, done_e) = next(reference)
         obs, rew, te, tr, info = env.step(a)
-        for got, want in ((obs, obs_e), (rew, rew_e), (te, te_e), (tr, tr_e), (info["final_obs"], final_e),
-                          (info["episode"]["r"], episode_e["r"]), (info["episode"]["l"], episode_e["l"]),
-                          (info["_episode"], done_e)):
+        for got, want in (
+            (obs, obs_e),
+            (rew, rew_e),
+            (te, te_e),
+            (tr, tr_e),
+            (info["final_obs"], final_e),
+            (info["episode"]["r"], episode_e["r"]),
+            (info["episode"]["l"], episode_e["l"]),
+            (info["_episode"], done_e),
+        ):
             assert_bitwise(got, want)
         terms += int(te.sum())
         truncs += int(tr.sum())

@@ -69,7 +69,9 @@ class GymnasiumVecEnv(VectorEnv):
     ) -> None:
         num_envs = check_num_envs(num_envs)
         if "compile" in env_kwargs:
-            raise ValueError(f"compile= applies to native tensor envs; {env_id!r} runs through the gymnasium adapter, which steps gymnasium's own env")
+            raise ValueError(
+                f"compile= applies to native tensor envs; {env_id!r} runs through the gymnasium adapter, which steps gymnasium's own env"
+            )
         self.env_id = env_id
         self.num_envs = num_envs
         self.device = check_device(device)
@@ -108,9 +110,7 @@ class GymnasiumVecEnv(VectorEnv):
         self.max_episode_steps: int | None = None if steps is None else int(steps)
         self._needs_reset = True
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         if seed is None and self._needs_reset and self._seed is not None:
             seed = self._seed  # the constructor's seed applies to the first reset
         if seed is not None:

@@ -34,11 +34,17 @@ def check_device(device: Device) -> torch.device:
         raise ValueError(f"invalid device {device!r}: expected 'cpu', 'cuda', 'cuda:N' or another torch device ({e})") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} was asked for, but CUDA is not available on this machine (torch {torch.__version__}); use device='cpu'")
+            raise ValueError(
+                f"device {str(device)!r} was asked for, but CUDA is not available on this machine (torch {torch.__version__}); use device='cpu'"
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {str(device)!r} was asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise ValueError(
+                f"device {str(device)!r} was asked for, but this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
     elif dev.type not in ("cpu", "meta") and not getattr(getattr(torch, dev.type, None), "is_available", lambda: True)():
-        raise ValueError(f"device {str(device)!r} was asked for, but {dev.type} is not available on this machine; use device='cpu'")
+        raise ValueError(
+            f"device {str(device)!r} was asked for, but {dev.type} is not available on this machine; use device='cpu'"
+        )
     return dev
 
 
@@ -67,9 +73,7 @@ def _expected_message(space: gym.Space, num_envs: int, device: torch.device) -> 
     return f"expected a torch.Tensor of shape {shape}, {kind}, on device {device}"
 
 
-def check_actions(
-    actions: torch.Tensor, space: gym.Space, num_envs: int, device: torch.device
-) -> torch.Tensor:
+def check_actions(actions: torch.Tensor, space: gym.Space, num_envs: int, device: torch.device) -> torch.Tensor:
     """Validate a batch of action tensors against a single-env action space.
 
     Raises ``ValueError`` naming the expected shape, dtype and device. Discrete actions
@@ -252,9 +256,7 @@ class TorchVecEnv(VectorEnv):
         raise NotImplementedError
 
     # --- the vector API -----------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         """Reset all envs, or only those in ``options["reset_mask"]`` (a bool tensor [N])."""
         if seed is not None:
             self._seed = int(seed)

@@ -68,9 +68,7 @@ class NumpyVecEnv(VectorWrapper):
         self._device = torch.device(getattr(env, "device", "cpu"))
         self._pending = np.zeros(self.num_envs, dtype=bool)  # NEXT_STEP: rows to reset at the next step
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         mask = None if options is None else options.get("reset_mask")
         if mask is not None:
             mask = torch.as_tensor(np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask), device=self._device)

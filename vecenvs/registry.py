@@ -29,7 +29,9 @@ class EnvSpec:
 _REGISTRY: dict[str, EnvSpec] = {}
 
 
-def register(env_id: str, backends: dict[str, Callable[..., VectorEnv]], default_backend: Callable[[torch.device], str] | None = None) -> None:
+def register(
+    env_id: str, backends: dict[str, Callable[..., VectorEnv]], default_backend: Callable[[torch.device], str] | None = None
+) -> None:
     """Register a native env id. Each factory is called as ``f(num_envs=, device=, seed=, **kwargs)``."""
     spec = EnvSpec(env_id, dict(backends))
     if default_backend is not None:
@@ -74,9 +76,7 @@ def make(
         if name == "gymnasium" and "gymnasium" not in spec.backends:
             return GymnasiumVecEnv(env_id, num_envs=num_envs, device=device, seed=seed, **kwargs)
         if name not in spec.backends:
-            raise ValueError(
-                f"{env_id} has no backend {name!r}; available: {sorted(set(spec.backends) | {'gymnasium'})}"
-            )
+            raise ValueError(f"{env_id} has no backend {name!r}; available: {sorted(set(spec.backends) | {'gymnasium'})}")
         return spec.backends[name](num_envs=num_envs, device=device, seed=seed, **kwargs)
     if env_id in gym.registry:
         if backend not in (None, "gymnasium"):

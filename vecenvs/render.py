@@ -48,8 +48,13 @@ _CLASSIC_IDS: dict[type, str] = {
 }
 
 # gymnasium's module of each MuJoCo task, for its DEFAULT_CAMERA_CONFIG
-_MUJOCO_MODULES = {"Hopper": "hopper", "HalfCheetah": "half_cheetah", "Walker2d": "walker2d", "Ant": "ant",
-                   "Humanoid": "humanoid"}
+_MUJOCO_MODULES = {
+    "Hopper": "hopper",
+    "HalfCheetah": "half_cheetah",
+    "Walker2d": "walker2d",
+    "Ant": "ant",
+    "Humanoid": "humanoid",
+}
 
 
 class RenderingUnavailable(RuntimeError):
@@ -73,9 +78,11 @@ class Renderer(Protocol):
 def supported() -> str:
     """What :func:`make_renderer` can draw, for error messages."""
     native = ", ".join(sorted(_CLASSIC_IDS.values()))
-    return (f"the native classic-control envs ({native}, CartPole-v0), the native MuJoCo tasks "
-            f"({', '.join(_MUJOCO_MODULES)}, -v5 and -v4, any backend) and gymnasium envs through the adapter "
-            "(any other gymnasium id, or backend='gymnasium') made with render_mode='rgb_array'")
+    return (
+        f"the native classic-control envs ({native}, CartPole-v0), the native MuJoCo tasks "
+        f"({', '.join(_MUJOCO_MODULES)}, -v5 and -v4, any backend) and gymnasium envs through the adapter "
+        "(any other gymnasium id, or backend='gymnasium') made with render_mode='rgb_array'"
+    )
 
 
 def render_kwargs(env_id: str, device: Any = "cpu", backend: str | None = None) -> dict[str, Any]:
@@ -199,7 +206,9 @@ def _mujoco_with_gl() -> Any:
     try:
         mujoco = importlib.import_module("mujoco")
     except ImportError as e:
-        raise RenderingUnavailable('rendering MuJoCo needs the mujoco package; install it with: pip install -e ".[mujoco]"') from e
+        raise RenderingUnavailable(
+            'rendering MuJoCo needs the mujoco package; install it with: pip install -e ".[mujoco]"'
+        ) from e
     if platform in ("egl", "osmesa"):
         # mujoco picks its GL context class from MUJOCO_GL once, when first imported; a process that
         # imported it earlier (to build a training env, say) would otherwise render through GLFW,
@@ -267,12 +276,16 @@ class _AdapterRenderer:
     def __init__(self, env: GymnasiumVecEnv, index: int) -> None:
         envs = getattr(env.env, "envs", None)
         if envs is None:
-            raise ValueError(f"video capture renders a gymnasium sub-env in this process; {env.env_id} runs in "
-                             "subprocesses (vectorization_mode='async'): make it with vectorization_mode='sync'")
+            raise ValueError(
+                f"video capture renders a gymnasium sub-env in this process; {env.env_id} runs in "
+                "subprocesses (vectorization_mode='async'): make it with vectorization_mode='sync'"
+            )
         self.sub = envs[index]
         if self.sub.render_mode != "rgb_array":
-            raise ValueError(f"{env.env_id} was made with render_mode={self.sub.render_mode!r}; video capture needs "
-                             f"vecenvs.make({env.env_id!r}, ..., render_mode='rgb_array') (vecenvs.render.render_kwargs)")
+            raise ValueError(
+                f"{env.env_id} was made with render_mode={self.sub.render_mode!r}; video capture needs "
+                f"vecenvs.make({env.env_id!r}, ..., render_mode='rgb_array') (vecenvs.render.render_kwargs)"
+            )
         if _is_mujoco_id(env.env_id):
             select_gl()
         self.fps = int(self.sub.metadata.get("render_fps") or 30)

@@ -307,9 +307,7 @@ class NormalizeObservation(TorchVecEnvWrapper):
         """Normalise raw observations with the current statistics, without updating them."""
         return self.rms.normalize(obs, clip=self.clip, epsilon=self.epsilon)
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
         if self.update:
             self.rms.update(obs, _reset_mask(options))  # a partial reset brings only those rows
@@ -346,8 +344,14 @@ class NormalizeReward(TorchVecEnvWrapper):
     gymnasium#1451 got wrong. Rewards are not shifted by the mean, as in gymnasium/SB3.
     """
 
-    def __init__(self, env: VectorEnv, gamma: float = 0.99, clip: float | None = 10.0, epsilon: float = 1e-8,
-                 rms: RunningMeanStd | None = None) -> None:
+    def __init__(
+        self,
+        env: VectorEnv,
+        gamma: float = 0.99,
+        clip: float | None = 10.0,
+        epsilon: float = 1e-8,
+        rms: RunningMeanStd | None = None,
+    ) -> None:
         """``rms``: the 0-d return statistics to use (e.g. one kept in sync across processes); default a fresh one."""
         super().__init__(env)
         _require_same_step(env, "NormalizeReward")
@@ -372,9 +376,7 @@ class NormalizeReward(TorchVecEnvWrapper):
         """Resume updating the return statistics."""
         self.update = True
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         self.returns = _zero_rows(self.returns, _reset_mask(options))
         return self.env.reset(seed=seed, options=options)
 
@@ -495,9 +497,7 @@ class RecordEpisodeStatistics(TorchVecEnvWrapper):
         self.episode_returns = torch.zeros(self.num_envs, dtype=torch.float64, device=device)
         self.episode_lengths = torch.zeros(self.num_envs, dtype=torch.int64, device=device)
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         mask = _reset_mask(options)
         self.episode_returns = _zero_rows(self.episode_returns, mask)
         self.episode_lengths = _zero_rows(self.episode_lengths, mask)
@@ -522,6 +522,8 @@ class RecordEpisodeStatistics(TorchVecEnvWrapper):
     def _load_own_state(self, state: dict[str, Any]) -> None:
         for key in ("returns", "lengths"):
             if tuple(state[key].shape) != (self.num_envs,):
-                raise ValueError(f"RecordEpisodeStatistics {key} have shape {tuple(state[key].shape)}, expected ({self.num_envs},)")
+                raise ValueError(
+                    f"RecordEpisodeStatistics {key} have shape {tuple(state[key].shape)}, expected ({self.num_envs},)"
+                )
         self.episode_returns = state["returns"].to(self.episode_returns.device, torch.float64).clone()
         self.episode_lengths = state["lengths"].to(self.episode_lengths.device, torch.int64).clone()

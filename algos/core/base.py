@@ -26,8 +26,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from policyopt.algos.core.checkpoint import (atomic_save, check_spaces, config_from_dict, describe_space, load_checkpoint,
-                              space_from_description)
+from policyopt.algos.core.checkpoint import (
+    atomic_save,
+    check_spaces,
+    config_from_dict,
+    describe_space,
+    load_checkpoint,
+    space_from_description,
+)
 from policyopt.algos.core.evaluation import evaluate
 from policyopt.algos.core.logger import RunLogger
 from policyopt.algos.core.presets import preset
@@ -41,8 +47,11 @@ EPISODE_SUMS = ("episodes", "return_sum", "length_sum")
 def episode_sums(info: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The :data:`EPISODE_SUMS` of one env step, from ``RecordEpisodeStatistics``'s info (no host sync)."""
     done = info["_episode"]
-    return {"episodes": done.sum(), "return_sum": torch.where(done, info["episode"]["r"], 0.0).sum(),
-            "length_sum": torch.where(done, info["episode"]["l"], 0).sum()}
+    return {
+        "episodes": done.sum(),
+        "return_sum": torch.where(done, info["episode"]["r"], 0.0).sum(),
+        "length_sum": torch.where(done, info["episode"]["l"], 0).sum(),
+    }
 
 
 class TrainingDivergedError(RuntimeError):
@@ -85,8 +94,9 @@ class Algorithm:
     trains_on_dataset: ClassVar[bool] = False
     num_envs_help: ClassVar[str] = "each iteration steps every copy once"
 
-    def __init__(self, config: AlgorithmConfig | None, device: str | torch.device,
-                 observation_space: gym.Space, action_space: gym.Space) -> None:
+    def __init__(
+        self, config: AlgorithmConfig | None, device: str | torch.device, observation_space: gym.Space, action_space: gym.Space
+    ) -> None:
         self.config = config if config is not None else self.config_class()
         if not isinstance(self.config, self.config_class):
             raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(self.config).__name__}")
@@ -206,8 +216,10 @@ class Algorithm:
         planned = self.global_step + max(0, math.ceil((total_steps - self.global_step) / per_iter)) * per_iter
         bar = tqdm(total=planned, initial=self.global_step, unit="step", disable=not progress, dynamic_ncols=True)
         if progress and planned != max(total_steps, self.global_step):
-            bar.write(f"{type(self).__name__}: training to {planned:,} {self.step_unit}: total_steps={total_steps:,} "
-                      f"rounded up to whole {self.iteration_name} {per_iter:,}")
+            bar.write(
+                f"{type(self).__name__}: training to {planned:,} {self.step_unit}: total_steps={total_steps:,} "
+                f"rounded up to whole {self.iteration_name} {per_iter:,}"
+            )
         write = bar.write if progress else (lambda line: print(line, flush=True))
         if eval_env is not None and eval_every and self.global_step == 0:
             # the untrained policy's return: the baseline every learning curve starts from
@@ -255,15 +267,22 @@ class Algorithm:
     def _save_checked(self, path: str | Path) -> None:
         """:meth:`save`, after checking the optimisers' state too: an inf in Adam's second moment leaves
         the parameters finite while every later update is wrong, and must not reach a checkpoint."""
-        tensors = [(name, key, t) for name, opt in self.optimizers.items() for group in opt.state.values()
-                   for key, t in group.items() if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        tensors = [
+            (name, key, t)
+            for name, opt in self.optimizers.items()
+            for group in opt.state.values()
+            for key, t in group.items()
+            if isinstance(t, torch.Tensor) and t.is_floating_point()
+        ]
         if tensors:
             finite = torch.stack([t.isfinite().all() for _, _, t in tensors]).tolist()
             bad = sorted({f"{name}.{key}" for (name, key, _), ok in zip(tensors, finite) if not ok})
             if bad:
-                raise TrainingDivergedError(f"{type(self).__name__}: NaN or inf in the optimiser state ({', '.join(bad)}) "
-                                            f"by update {self.num_updates} (step {self.global_step}); training stopped before "
-                                            "writing it to a checkpoint")
+                raise TrainingDivergedError(
+                    f"{type(self).__name__}: NaN or inf in the optimiser state ({', '.join(bad)}) "
+                    f"by update {self.num_updates} (step {self.global_step}); training stopped before "
+                    "writing it to a checkpoint"
+                )
         self.save(path)
 
     def _accumulate(self, metrics: dict[str, torch.Tensor]) -> None:
@@ -298,7 +317,9 @@ class Algorithm:
     def _crossed(self, every: int, advanced: int) -> bool:
         return self.global_step // every > (self.global_step - advanced) // every
 
-    def _evaluate_and_report(self, eval_env: gym.vector.VectorEnv, write: Callable[[str], None], seed: int | None) -> dict[str, float]:
+    def _evaluate_and_report(
+        self, eval_env: gym.vector.VectorEnv, write: Callable[[str], None], seed: int | None
+    ) -> dict[str, float]:
         result = self.evaluate(eval_env, seed=seed)
         write(f"step {self.global_step:>10,}: eval return {result['return_mean']:9.1f} ± {result['return_std']:.1f}")
         return {"eval/return": result["return_mean"], "eval/return_std": result["return_std"]}
@@ -314,10 +335,16 @@ class Algorithm:
         """
         expected = tuple(self.observation_space.shape)
         as_numpy = isinstance(obs, np.ndarray)
-        if not (as_numpy or isinstance(obs, torch.Tensor)) or tuple(obs.shape[-len(expected):]) != expected or obs.ndim not in (1, 2):
+        if (
+            not (as_numpy or isinstance(obs, torch.Tensor))
+            or tuple(obs.shape[-len(expected) :]) != expected
+            or obs.ndim not in (1, 2)
+        ):
             got = f"shape {tuple(obs.shape)}" if hasattr(obs, "shape") else type(obs).__name__
-            raise ValueError(f"act expects observations of shape [B, {expected[0]}] or [{expected[0]}], as a torch "
-                             f"tensor or NumPy array; got {got}")
+            raise ValueError(
+                f"act expects observations of shape [B, {expected[0]}] or [{expected[0]}], as a torch "
+                f"tensor or NumPy array; got {got}"
+            )
         single = obs.ndim == 1
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         action = self._act(obs[None] if single else obs, deterministic)
@@ -379,13 +406,17 @@ class Algorithm:
         mine = self.modules()
         unknown = [n for n in names if n not in mine or n not in state["modules"]]
         if unknown:
-            raise KeyError(f"unknown module(s) {unknown}: {type(self).__name__} has {list(mine)}, the checkpoint "
-                           f"({state['algo']}) has {list(state['modules'])}")
+            raise KeyError(
+                f"unknown module(s) {unknown}: {type(self).__name__} has {list(mine)}, the checkpoint "
+                f"({state['algo']}) has {list(state['modules'])}"
+            )
         for n in names:
             try:
                 mine[n].load_state_dict(state["modules"][n])
             except RuntimeError as e:
-                raise ValueError(f"checkpoint module {n!r} ({state['algo']}) does not fit this {type(self).__name__}'s: {e}") from e
+                raise ValueError(
+                    f"checkpoint module {n!r} ({state['algo']}) does not fit this {type(self).__name__}'s: {e}"
+                ) from e
 
     def load_modules(self, path: str | Path, modules: Sequence[str] = ("policy",)) -> "Algorithm":
         """Copy only the named modules' weights from a checkpoint, of this or another algorithm.
@@ -403,9 +434,15 @@ class Algorithm:
         return atomic_save(self.state_dict(), path)
 
     @classmethod
-    def load(cls, path: str | Path, env: gym.vector.VectorEnv | None = None, device: str | torch.device | None = None,
-             modules: Sequence[str] | None = None, policy: nn.Module | None = None,
-             trusted_classes: Sequence[type | str] = ()) -> "Algorithm":
+    def load(
+        cls,
+        path: str | Path,
+        env: gym.vector.VectorEnv | None = None,
+        device: str | torch.device | None = None,
+        modules: Sequence[str] | None = None,
+        policy: nn.Module | None = None,
+        trusted_classes: Sequence[type | str] = (),
+    ) -> "Algorithm":
         """Rebuild an agent from a checkpoint, custom policy included.
 
         With ``env`` it can keep training (exactly, for native tensor envs with the same number
@@ -422,8 +459,14 @@ class Algorithm:
             return cls._load(path, env, device, modules, policy)
 
     @classmethod
-    def _load(cls, path: str | Path, env: Any, device: str | torch.device | None, modules: Sequence[str] | None,
-              policy: nn.Module | None) -> "Algorithm":
+    def _load(
+        cls,
+        path: str | Path,
+        env: Any,
+        device: str | torch.device | None,
+        modules: Sequence[str] | None,
+        policy: nn.Module | None,
+    ) -> "Algorithm":
         # Loaded on the CPU: RNG states must stay CPU byte tensors; the modules' load_state_dict
         # moves everything else to the agent's device.
         state = load_checkpoint(path, map_location="cpu")
@@ -436,8 +479,10 @@ class Algorithm:
         agent = cls(source, config, policy=policy)
         recorded = state.get("policy_class") and current_class_path(state["policy_class"])
         if policy is None and recorded is not None and recorded != class_path(agent.policy):
-            raise ValueError(f"{path} holds a {recorded} policy, which did not record how to rebuild it (its class is "
-                             f"in __main__, or not a nets.RecordsInit); pass it in: {cls.__name__}.load(path, policy=...)")
+            raise ValueError(
+                f"{path} holds a {recorded} policy, which did not record how to rebuild it (its class is "
+                f"in __main__, or not a nets.RecordsInit); pass it in: {cls.__name__}.load(path, policy=...)"
+            )
         if modules is None:
             agent.load_state_dict(state)
         else:
@@ -492,8 +537,11 @@ class CompiledStep:
         except Exception as e:  # no C++ compiler, an unsupported op...: the run goes on eagerly
             if self._compiled is self.step:
                 raise
-            warnings.warn(f"torch.compile failed for {getattr(self.step, '__qualname__', self.step)}; running it eagerly "
-                          f"(set compile=False to skip the attempt): {type(e).__name__}: {str(e)[:300]}", RuntimeWarning)
+            warnings.warn(
+                f"torch.compile failed for {getattr(self.step, '__qualname__', self.step)}; running it eagerly "
+                f"(set compile=False to skip the attempt): {type(e).__name__}: {str(e)[:300]}",
+                RuntimeWarning,
+            )
             self._compiled = self.step
             out = self.step(*args)
         if self.device.type == "cuda":

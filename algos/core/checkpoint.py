@@ -64,9 +64,11 @@ def check_plain(obj: Any, where: str = "checkpoint") -> None:
         for i, v in enumerate(obj):
             check_plain(v, f"{where}[{i}]")
     elif not isinstance(obj, PLAIN_LEAVES):
-        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}; a checkpoint holds only tensors "
-                        "and plain data (dict, list, tuple, str, int, float, bool, None), so it loads without running code: "
-                        "store it as one of those (a NumPy array as a tensor)")
+        raise TypeError(
+            f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}; a checkpoint holds only tensors "
+            "and plain data (dict, list, tuple, str, int, float, bool, None), so it loads without running code: "
+            "store it as one of those (a NumPy array as a tensor)"
+        )
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
@@ -81,10 +83,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except pickle.UnpicklingError as e:  # an object other than tensors and plain data: refused, never built
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         first = next((ln for ln in lines if "GLOBAL" in ln or "global" in ln), lines[-1] if lines else "")
-        raise ValueError(f"{path} is refused: it holds objects other than tensors and plain data, which loading would "
-                         f"have to run code to build ({first}). policyopt's own checkpoints hold only plain data; if you "
-                         "trust this file's author, read it yourself with torch.load, weights_only off, and keep only "
-                         "the tensors you need") from None
+        raise ValueError(
+            f"{path} is refused: it holds objects other than tensors and plain data, which loading would "
+            f"have to run code to build ({first}). policyopt's own checkpoints hold only plain data; if you "
+            "trust this file's author, read it yourself with torch.load, weights_only off, and keep only "
+            "the tensors you need"
+        ) from None
     except Exception as e:  # truncated or foreign file
         raise ValueError(f"{path} is not a readable policyopt checkpoint: {e}") from e
     if not isinstance(ckpt, dict) or "algo" not in ckpt:
@@ -180,7 +184,10 @@ def space_shape(space: gym.Space) -> tuple[int, ...]:
 
 def check_spaces(agent_obs: gym.Space, agent_act: gym.Space, env: Any, agent_name: str = "the agent") -> None:
     """Raise ``ValueError`` naming both when ``env``'s single-env spaces differ from the agent's."""
-    for name, mine, theirs in (("observation", agent_obs, env.single_observation_space), ("action", agent_act, env.single_action_space)):
+    for name, mine, theirs in (
+        ("observation", agent_obs, env.single_observation_space),
+        ("action", agent_act, env.single_action_space),
+    ):
         try:
             same = describe_space(mine) == describe_space(theirs)
         except ValueError:
@@ -220,24 +227,39 @@ def load_pretrained_policy(path: str | os.PathLike, user: str, expected: type, a
     spec, modules = state.get("policy_spec"), state.get("modules", {})
     policy = build_module(spec) if spec is not None else None
     if not isinstance(policy, expected):
-        raise ValueError(f"{user}'s pretrained {source} has a {state.get('policy_class')} policy; expected a "
-                         f"{expected.__module__}.{expected.__qualname__}: pass {advice}")
+        raise ValueError(
+            f"{user}'s pretrained {source} has a {state.get('policy_class')} policy; expected a "
+            f"{expected.__module__}.{expected.__qualname__}: pass {advice}"
+        )
     if modules.get("obs_normalizer") is None:
-        raise ValueError(f"{user}'s pretrained {source} has no 'obs_normalizer' module; expected an offline checkpoint "
-                         "(its policy sees observations normalised by the dataset's statistics): pass " + advice)
+        raise ValueError(
+            f"{user}'s pretrained {source} has no 'obs_normalizer' module; expected an offline checkpoint "
+            "(its policy sees observations normalised by the dataset's statistics): pass " + advice
+        )
     policy.load_state_dict(modules["policy"])
-    return PretrainedPolicy(policy, modules["obs_normalizer"], space_from_description(state["observation_space"]),
-                            space_from_description(state["action_space"]), source)
+    return PretrainedPolicy(
+        policy,
+        modules["obs_normalizer"],
+        space_from_description(state["observation_space"]),
+        space_from_description(state["action_space"]),
+        source,
+    )
 
 
-def check_pretrained_fits(source: str, trained_obs: gym.Space, trained_act: gym.Space, env_obs: gym.Space,
-                          env_act: gym.Space, advice: str) -> None:
+def check_pretrained_fits(
+    source: str, trained_obs: gym.Space, trained_act: gym.Space, env_obs: gym.Space, env_act: gym.Space, advice: str
+) -> None:
     """A pretrained policy acts on the env only with the same observation shape and the same action shape and
     bounds: its ``[-1, 1]`` actions are mapped to the bounds, so other bounds would misread them."""
     same_obs = tuple(trained_obs.shape) == tuple(env_obs.shape)
-    same_act = (isinstance(trained_act, gym.spaces.Box) and isinstance(env_act, gym.spaces.Box)
-                and tuple(trained_act.shape) == tuple(env_act.shape)
-                and bool(np.allclose(trained_act.low, env_act.low) and np.allclose(trained_act.high, env_act.high)))
+    same_act = (
+        isinstance(trained_act, gym.spaces.Box)
+        and isinstance(env_act, gym.spaces.Box)
+        and tuple(trained_act.shape) == tuple(env_act.shape)
+        and bool(np.allclose(trained_act.low, env_act.low) and np.allclose(trained_act.high, env_act.high))
+    )
     if not (same_obs and same_act):
-        raise ValueError(f"{source} was trained on observations {trained_obs} and actions {trained_act}, but the env has "
-                         f"{env_obs} and {env_act}; {advice}")
+        raise ValueError(
+            f"{source} was trained on observations {trained_obs} and actions {trained_act}, but the env has "
+            f"{env_obs} and {env_act}; {advice}"
+        )

@@ -62,7 +62,8 @@ def local_num_envs(num_envs: int, world_size: int) -> int:
     raise ValueError(
         f"data-parallel training over {world_size} processes needs --num-envs divisible by {world_size}, got "
         f"{num_envs}: it is the global number of env copies, each process steps num_envs / {world_size} "
-        f"(e.g. --num-envs {' or '.join(map(str, near))})")
+        f"(e.g. --num-envs {' or '.join(map(str, near))})"
+    )
 
 
 def check_minibatches(local_batch: int, num_minibatches: int, num_steps: int, local_envs: int) -> None:
@@ -71,16 +72,22 @@ def check_minibatches(local_batch: int, num_minibatches: int, num_steps: int, lo
     if local_batch % num_minibatches == 0:
         return
     fits = [m for m in range(1, local_batch + 1) if local_batch % m == 0]
-    near = sorted({max((m for m in fits if m <= num_minibatches), default=1),
-                   min((m for m in fits if m >= num_minibatches), default=local_batch)})
+    near = sorted(
+        {
+            max((m for m in fits if m <= num_minibatches), default=1),
+            min((m for m in fits if m >= num_minibatches), default=local_batch),
+        }
+    )
     raise ValueError(
         f"data-parallel training needs each process's batch, algo.num_steps * num_envs / world_size = {num_steps} * "
         f"{local_envs} = {local_batch}, divisible by algo.num_minibatches={num_minibatches}, so that every process's "
-        f"minibatches have one size (e.g. --algo.num-minibatches {' or '.join(map(str, near))})")
+        f"minibatches have one size (e.g. --algo.num-minibatches {' or '.join(map(str, near))})"
+    )
 
 
-def check_launch(algo_cls: type, num_envs: int, num_steps: int | None = None, num_minibatches: int | None = None,
-                 world_size: int | None = None) -> None:
+def check_launch(
+    algo_cls: type, num_envs: int, num_steps: int | None = None, num_minibatches: int | None = None, world_size: int | None = None
+) -> None:
     """Reject a torchrun launch that cannot train data-parallel, before the process group is joined
     (an error then would leave the other ranks waiting): an algorithm without data-parallel support,
     ``num_envs`` not divisible by the world size, or a per-rank batch that ``num_minibatches`` does not divide."""
@@ -200,8 +207,10 @@ def init(device: str | torch.device = "cpu") -> World | None:
         return None
     missing = [k for k in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
-        raise ValueError(f"WORLD_SIZE={size} but {', '.join(missing)} unset: launch data-parallel training with "
-                         "torchrun --nproc-per-node N scripts/train_ppo.py ...")
+        raise ValueError(
+            f"WORLD_SIZE={size} but {', '.join(missing)} unset: launch data-parallel training with "
+            "torchrun --nproc-per-node N scripts/train_ppo.py ..."
+        )
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     device = torch.device(device)
     if device.type == "cuda":
@@ -238,7 +247,9 @@ class SyncedRunningMeanStd(RunningMeanStd):
     (and a mask on all ranks or none), which lock-step rollouts do.
     """
 
-    def __init__(self, world: World, shape: Sequence[int] = (), device: str | torch.device = "cpu", epsilon: float = 1e-4) -> None:
+    def __init__(
+        self, world: World, shape: Sequence[int] = (), device: str | torch.device = "cpu", epsilon: float = 1e-4
+    ) -> None:
         super().__init__(shape, device=device, epsilon=epsilon)
         self.world = world
 

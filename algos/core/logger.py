@@ -27,7 +27,11 @@ class RunLogger:
     """
 
     def __init__(
-        self, run_dir: str | Path, use_tensorboard: bool = True, config: dict[str, Any] | None = None, resume_step: int | None = None
+        self,
+        run_dir: str | Path,
+        use_tensorboard: bool = True,
+        config: dict[str, Any] | None = None,
+        resume_step: int | None = None,
     ) -> None:
         """``resume_step``: a resumed run drops what was logged after its checkpoint's step."""
         self.run_dir = Path(run_dir)
@@ -118,4 +122,3 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
                 break
             raise
     return records
-

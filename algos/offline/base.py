@@ -70,11 +70,18 @@ class OfflineConfig(AlgorithmConfig):
         if self.reward_convention not in REWARD_CONVENTIONS:
             raise ValueError(f"unknown reward_convention {self.reward_convention!r}; available: {sorted(REWARD_CONVENTIONS)}")
         if self.batch_size < 1 or not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"batch_size must be >= 1, gamma in [0, 1] and tau in (0, 1]; got {self.batch_size}, "
-                             f"{self.gamma}, {self.tau}")
-        if self.online_buffer_size < 1 or self.exploration_noise < 0 or not (self.online_mixing is None or 0.0 <= self.online_mixing <= 1.0):
-            raise ValueError(f"online_buffer_size must be >= 1, exploration_noise >= 0 and online_mixing None or in [0, 1]; got "
-                             f"{self.online_buffer_size}, {self.exploration_noise}, {self.online_mixing}")
+            raise ValueError(
+                f"batch_size must be >= 1, gamma in [0, 1] and tau in (0, 1]; got {self.batch_size}, {self.gamma}, {self.tau}"
+            )
+        if (
+            self.online_buffer_size < 1
+            or self.exploration_noise < 0
+            or not (self.online_mixing is None or 0.0 <= self.online_mixing <= 1.0)
+        ):
+            raise ValueError(
+                f"online_buffer_size must be >= 1, exploration_noise >= 0 and online_mixing None or in [0, 1]; got "
+                f"{self.online_buffer_size}, {self.exploration_noise}, {self.online_mixing}"
+            )
         self.actor_hidden, self.critic_hidden = tuple(self.actor_hidden), tuple(self.critic_hidden)
 
 
@@ -111,15 +118,18 @@ class OfflineAlgorithm(Algorithm):
     config: OfflineConfig
     default_log_every = 1_000
     trains_on_dataset = True
-    num_envs_help = ("offline there is no training env (--eval-episodes sizes the evaluation env); with --online-steps, "
-                     "the online env's copies, one update per transition")
+    num_envs_help = (
+        "offline there is no training env (--eval-episodes sizes the evaluation env); with --online-steps, "
+        "the online env's copies, one update per transition"
+    )
     step_unit = "gradient updates"
     iteration_name = "updates of"
     #: the rw/aw temperature of Hong et al.'s launch scripts for this algorithm
     default_temperature: ClassVar[float] = 0.1
 
-    def __init__(self, dataset: OfflineDataset | DatasetSpaces, config: OfflineConfig | None = None,
-                 policy: nn.Module | None = None) -> None:
+    def __init__(
+        self, dataset: OfflineDataset | DatasetSpaces, config: OfflineConfig | None = None, policy: nn.Module | None = None
+    ) -> None:
         super().__init__(config, dataset.device, dataset.observation_space, dataset.action_space)
         cfg = self.config
         for name, space in (("observations", self.observation_space), ("actions", self.action_space)):
@@ -129,9 +139,11 @@ class OfflineAlgorithm(Algorithm):
         low, high = self.action_space.low.astype(np.float64), self.action_space.high.astype(np.float64)
         if not (np.isfinite(low).all() and np.isfinite(high).all()):
             # scaling to [-1, 1] needs the bounds; guessing them would clip the data silently
-            raise ValueError(f"{type(self).__name__} needs a bounded action space, but the dataset's is {self.action_space} "
-                             "(its actions leave [-1, 1] and the file stores no space); set dataset.action_space to the "
-                             "env's, e.g. dataset.action_space = env.single_action_space")
+            raise ValueError(
+                f"{type(self).__name__} needs a bounded action space, but the dataset's is {self.action_space} "
+                "(its actions leave [-1, 1] and the file stores no space); set dataset.action_space to the "
+                "env's, e.g. dataset.action_space = env.single_action_space"
+            )
         self._low = torch.as_tensor(low, dtype=torch.float32, device=self.device)
         self._half_range = torch.as_tensor((high - low) / 2, dtype=torch.float32, device=self.device)
         self.reference_scores: tuple[float, float] | None = None
@@ -147,8 +159,13 @@ class OfflineAlgorithm(Algorithm):
                 pass
             mean, std = dataset.observation_stats() if cfg.normalize_obs else (None, None)
             temperature = (cfg.temperature or self.default_temperature) if cfg.weighting in ("rw", "aw") else None
-            self.sampler = make_sampler(dataset, cfg.weighting, temperature=temperature, seed=cfg.seed,
-                                        fraction=cfg.topk_fraction if cfg.weighting == "topk" else None)
+            self.sampler = make_sampler(
+                dataset,
+                cfg.weighting,
+                temperature=temperature,
+                seed=cfg.seed,
+                fraction=cfg.topk_fraction if cfg.weighting == "topk" else None,
+            )
         else:
             mean, std = (dataset.obs_mean, dataset.obs_std) if cfg.normalize_obs else (None, None)
         self.dataset = dataset
@@ -225,9 +242,14 @@ class OfflineAlgorithm(Algorithm):
     def prepare(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A sampler's batch as the losses see it: normalised observations, actions in [-1, 1], discounts."""
         scale = lambda a: ((a - self._low) / self._half_range - 1.0).clamp(-1.0, 1.0)  # noqa: E731
-        return {**batch, "obs": self.obs_normalizer(batch["obs"]), "next_obs": self.obs_normalizer(batch["next_obs"]),
-                "actions": scale(batch["actions"]), "next_actions": scale(batch["next_actions"]),
-                "discounts": torch.full_like(batch["rewards"], self.config.gamma)}
+        return {
+            **batch,
+            "obs": self.obs_normalizer(batch["obs"]),
+            "next_obs": self.obs_normalizer(batch["next_obs"]),
+            "actions": scale(batch["actions"]),
+            "next_actions": scale(batch["next_actions"]),
+            "discounts": torch.full_like(batch["rewards"], self.config.gamma),
+        }
 
     @torch.no_grad()
     def _act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
@@ -266,8 +288,15 @@ class OfflineAlgorithm(Algorithm):
         self.check_env(env)
         self.num_envs = env.num_envs
         self.env = RecordEpisodeStatistics(env)
-        self.buffer = ReplayBuffer(self.config.online_buffer_size, self.num_envs, (self.obs_dim,), (self.act_dim,),
-                                   device=self.device, gamma=self.config.gamma, store_next_actions=True)
+        self.buffer = ReplayBuffer(
+            self.config.online_buffer_size,
+            self.num_envs,
+            (self.obs_dim,),
+            (self.act_dim,),
+            device=self.device,
+            gamma=self.config.gamma,
+            store_next_actions=True,
+        )
         self._obs = None
         if self._online_state is not None:
             state, self._online_state = self._online_state, None
@@ -288,34 +317,49 @@ class OfflineAlgorithm(Algorithm):
             if transform is not None:  # the dataset's reward convention applies to the agent's rewards too
                 own["rewards"] = own["rewards"] * transform["scale"] + transform["bias"]
             parts.append(own)
-        return self.prepare({key: torch.cat([p[key] for p in parts]) if len(parts) > 1 else parts[0][key]
-                             for key in ("obs", "actions", "rewards", "next_obs", "terminated", "next_actions")})
+        return self.prepare(
+            {
+                key: torch.cat([p[key] for p in parts]) if len(parts) > 1 else parts[0][key]
+                for key in ("obs", "actions", "rewards", "next_obs", "terminated", "next_actions")
+            }
+        )
 
     # --- evaluation ---------------------------------------------------------------------------
     def check_env(self, env: gym.vector.VectorEnv) -> None:
         """Raise ``ValueError`` naming both when ``env``'s observation or action shape (or finite
         action bounds) differ from the dataset's."""
-        for name, mine, theirs in (("observation", self.observation_space, env.single_observation_space),
-                                   ("action", self.action_space, env.single_action_space)):
+        for name, mine, theirs in (
+            ("observation", self.observation_space, env.single_observation_space),
+            ("action", self.action_space, env.single_action_space),
+        ):
             same = tuple(mine.shape) == tuple(theirs.shape)
             if same and name == "action" and np.isfinite(mine.low).all() and np.isfinite(theirs.low).all():
                 same = np.allclose(mine.low, theirs.low) and np.allclose(mine.high, theirs.high)
             if not same:
-                env_name = (getattr(getattr(env, "spec", None), "id", None) or getattr(env, "env_id", None)
-                            or type(getattr(env, "unwrapped", env)).__name__)
-                raise ValueError(f"{type(self).__name__}'s dataset has {name}s {mine} (shape {tuple(mine.shape)}), but the "
-                                 f"evaluation env {env_name} has {theirs} (shape {tuple(theirs.shape)}): evaluate on the "
-                                 "env the dataset was recorded on")
+                env_name = (
+                    getattr(getattr(env, "spec", None), "id", None)
+                    or getattr(env, "env_id", None)
+                    or type(getattr(env, "unwrapped", env)).__name__
+                )
+                raise ValueError(
+                    f"{type(self).__name__}'s dataset has {name}s {mine} (shape {tuple(mine.shape)}), but the "
+                    f"evaluation env {env_name} has {theirs} (shape {tuple(theirs.shape)}): evaluate on the "
+                    "env the dataset was recorded on"
+                )
 
     def normalized_score(self, returns: float | np.ndarray) -> float | np.ndarray:
         """``100 (R - min) / (max - min)`` with the dataset's reference scores (D4RL's normalized score)."""
         if self.reference_scores is None:
-            raise ValueError(f"{type(self).__name__}: the dataset has no reference scores; store 'ref_min_score' and "
-                             "'ref_max_score' in it (scripts/make_dataset.py does), or load D4RL files with "
-                             "OfflineDataset.from_d4rl so D4RL's constants apply")
+            raise ValueError(
+                f"{type(self).__name__}: the dataset has no reference scores; store 'ref_min_score' and "
+                "'ref_max_score' in it (scripts/make_dataset.py does), or load D4RL files with "
+                "OfflineDataset.from_d4rl so D4RL's constants apply"
+            )
         return normalized_score(returns, *self.reference_scores)
 
-    def _evaluate_and_report(self, eval_env: gym.vector.VectorEnv, write: Callable[[str], None], seed: int | None) -> dict[str, float]:
+    def _evaluate_and_report(
+        self, eval_env: gym.vector.VectorEnv, write: Callable[[str], None], seed: int | None
+    ) -> dict[str, float]:
         result = self.evaluate(eval_env, seed=seed)
         record = {"eval/return": result["return_mean"], "eval/return_std": result["return_std"]}
         line = f"{'env step' if self.online else 'update'} {self.global_step:>9,}: eval return {result['return_mean']:9.1f} ± {result['return_std']:.1f}"
@@ -329,8 +373,11 @@ class OfflineAlgorithm(Algorithm):
     def extra_state(self) -> dict[str, Any]:
         """The sampler's random state, the reference scores and, online, the replay buffer and the env's state."""
         online = None if self.env is None else {"buffer": self.buffer.state_dict(), **self._env_state()}
-        return {"sampler": None if self.sampler is None else self.sampler.state_dict(), "reference_scores": self.reference_scores,
-                "online": online}
+        return {
+            "sampler": None if self.sampler is None else self.sampler.state_dict(),
+            "reference_scores": self.reference_scores,
+            "online": online,
+        }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self._online_state = state.get("online")
@@ -340,14 +387,27 @@ class OfflineAlgorithm(Algorithm):
             self.reference_scores = tuple(state["reference_scores"])
 
     @classmethod
-    def load(cls, path: str | Path, dataset: OfflineDataset | None = None, device: str | torch.device | None = None,
-             modules: Sequence[str] | None = None, policy: nn.Module | None = None, env: Any = None,
-             trusted_classes: Sequence[type | str] = ()) -> "OfflineAlgorithm":
+    def load(
+        cls,
+        path: str | Path,
+        dataset: OfflineDataset | None = None,
+        device: str | torch.device | None = None,
+        modules: Sequence[str] | None = None,
+        policy: nn.Module | None = None,
+        env: Any = None,
+        trusted_classes: Sequence[type | str] = (),
+    ) -> "OfflineAlgorithm":
         """Rebuild an agent from a checkpoint: with ``dataset`` it continues training exactly (the
         sampler's draws included); without one it acts and evaluates on raw observations. Loading runs
         no code from the file; ``trusted_classes`` and ``policy`` are as in :meth:`Algorithm.load`."""
-        return super().load(path, env=dataset if dataset is not None else env, device=device, modules=modules, policy=policy,
-                            trusted_classes=trusted_classes)
+        return super().load(
+            path,
+            env=dataset if dataset is not None else env,
+            device=device,
+            modules=modules,
+            policy=policy,
+            trusted_classes=trusted_classes,
+        )
 
     @classmethod
     def _source_for_load(cls, state: dict[str, Any], path: Path, source: Any, device: Any) -> Any:
@@ -360,13 +420,16 @@ class OfflineAlgorithm(Algorithm):
             spaces.obs_std = state["modules"]["obs_normalizer"]["std"].to(dev)
             return spaces
         if not isinstance(source, OfflineDataset):
-            raise TypeError(f"{cls.__name__}.load takes the training dataset (an OfflineDataset) to continue training, "
-                            f"got {type(source).__name__}")
-        if tuple(source.observation_space.shape) != tuple(obs_space.shape) or tuple(source.action_space.shape) != tuple(act_space.shape):
-            raise ValueError(f"checkpoint {path} was trained on observations {tuple(obs_space.shape)} and actions "
-                             f"{tuple(act_space.shape)}, but {source.source} has {tuple(source.observation_space.shape)} and "
-                             f"{tuple(source.action_space.shape)}")
+            raise TypeError(
+                f"{cls.__name__}.load takes the training dataset (an OfflineDataset) to continue training, "
+                f"got {type(source).__name__}"
+            )
+        if tuple(source.observation_space.shape) != tuple(obs_space.shape) or tuple(source.action_space.shape) != tuple(
+            act_space.shape
+        ):
+            raise ValueError(
+                f"checkpoint {path} was trained on observations {tuple(obs_space.shape)} and actions "
+                f"{tuple(act_space.shape)}, but {source.source} has {tuple(source.observation_space.shape)} and "
+                f"{tuple(source.action_space.shape)}"
+            )
         return source if device is None else source.to(device)
-
-
-

@@ -67,16 +67,30 @@ class CQLConfig(OfflineConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         lrs = (self.actor_learning_rate, self.critic_learning_rate, self.alpha_learning_rate, self.lagrange_learning_rate)
-        if (min(lrs) <= 0 or not self.alpha > 0 or self.cql_alpha < 0 or self.cql_n_actions < 1 or not self.cql_temp > 0
-                or not self.cql_clip_diff_min <= self.cql_clip_diff_max):
-            raise ValueError(f"learning rates, alpha and cql_temp must be > 0, cql_alpha >= 0, cql_n_actions >= 1 and "
-                             f"cql_clip_diff_min <= cql_clip_diff_max; got lrs {lrs}, alpha {self.alpha}, cql_temp "
-                             f"{self.cql_temp}, cql_alpha {self.cql_alpha}, cql_n_actions {self.cql_n_actions}, clip "
-                             f"[{self.cql_clip_diff_min}, {self.cql_clip_diff_max}]")
+        if (
+            min(lrs) <= 0
+            or not self.alpha > 0
+            or self.cql_alpha < 0
+            or self.cql_n_actions < 1
+            or not self.cql_temp > 0
+            or not self.cql_clip_diff_min <= self.cql_clip_diff_max
+        ):
+            raise ValueError(
+                f"learning rates, alpha and cql_temp must be > 0, cql_alpha >= 0, cql_n_actions >= 1 and "
+                f"cql_clip_diff_min <= cql_clip_diff_max; got lrs {lrs}, alpha {self.alpha}, cql_temp "
+                f"{self.cql_temp}, cql_alpha {self.cql_alpha}, cql_n_actions {self.cql_n_actions}, clip "
+                f"[{self.cql_clip_diff_min}, {self.cql_clip_diff_max}]"
+            )
 
 
-def cql_penalty(q_data: torch.Tensor, q_ood: torch.Tensor, log_density: torch.Tensor | None, temperature: float,
-                clip_min: float = -math.inf, clip_max: float = math.inf) -> torch.Tensor:
+def cql_penalty(
+    q_data: torch.Tensor,
+    q_ood: torch.Tensor,
+    log_density: torch.Tensor | None,
+    temperature: float,
+    clip_min: float = -math.inf,
+    clip_max: float = math.inf,
+) -> torch.Tensor:
     """E_s clip(temp logsumexp_k((Q(s, a_k) - log mu(a_k)) / temp) - Q(s, a_data)) per critic  (Kumar et al. 2020, eq. 4).
 
     The gap that cql_alpha weighs: ``q_data [C, B]``, ``q_ood [C, K, B]`` and ``log_density [K, B]``, the
@@ -88,8 +102,9 @@ def cql_penalty(q_data: torch.Tensor, q_ood: torch.Tensor, log_density: torch.Te
     return (lse - q_data).clamp(clip_min, clip_max).mean(-1)
 
 
-def lagrange_penalty(gap: torch.Tensor, log_alpha_prime: torch.Tensor, cql_alpha: float,
-                     target_gap: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def lagrange_penalty(
+    gap: torch.Tensor, log_alpha_prime: torch.Tensor, cql_alpha: float, target_gap: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Dual descent on gap <= tau: alpha' cql_alpha (gap - tau)  (Kumar et al. 2020, appendix F, CQL-Lagrange).
 
     Returns the critics' term (summed over critics, alpha' fixed), alpha''s loss (the term negated and
@@ -100,8 +115,14 @@ def lagrange_penalty(gap: torch.Tensor, log_alpha_prime: torch.Tensor, cql_alpha
     return (alpha_prime.detach() * excess).sum(), -(alpha_prime * excess.detach()).mean(), alpha_prime.detach()
 
 
-def soft_bellman_target(rewards: torch.Tensor, discounts: torch.Tensor, terminated: torch.Tensor, q_next: torch.Tensor,
-                        next_log_prob: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
+def soft_bellman_target(
+    rewards: torch.Tensor,
+    discounts: torch.Tensor,
+    terminated: torch.Tensor,
+    q_next: torch.Tensor,
+    next_log_prob: torch.Tensor,
+    alpha: torch.Tensor | float,
+) -> torch.Tensor:
     """y = r + gamma (1 - d) (min_i Q'_i(s', a'_k) - alpha log pi(a'_k|s'))  (Haarnoja et al. 2018, eq. 3).
 
     ``q_next [C, K, B]``, ``next_log_prob [K, B]``: K = 1 is SAC's backup; K > 1 takes the sample
@@ -139,8 +160,12 @@ class CQL(OfflineAlgorithm):
         self._loss = self.compiled(self.loss)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"policy": self.policy, "critic": self.critic, "critic_target": self.critic_target,
-                "obs_normalizer": self.obs_normalizer}
+        return {
+            "policy": self.policy,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "obs_normalizer": self.obs_normalizer,
+        }
 
     def loss(self, batch: dict[str, torch.Tensor], alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The sum of the actor's, alpha's, the critics' and alpha''s losses (disjoint parameters) and metrics (compiled).
@@ -158,8 +183,9 @@ class CQL(OfflineAlgorithm):
             a_cur, a_next, a_tgt = sampled.split([n * b, n * b, k * b])
             lp_cur, lp_next, lp_tgt = sampled_lp.view(2 * n + k, b).split([n, n, k])
             q_next = self.critic_target(next_obs.repeat(k, 1), a_tgt).view(-1, k, b)
-            y = soft_bellman_target(batch["rewards"], batch["discounts"], batch["terminated"], q_next, lp_tgt,
-                                    alpha if cfg.backup_entropy else 0.0)
+            y = soft_bellman_target(
+                batch["rewards"], batch["discounts"], batch["terminated"], q_next, lp_tgt, alpha if cfg.backup_entropy else 0.0
+            )
         a_rand = torch.rand(n * b, self.act_dim, device=obs.device) * 2.0 - 1.0
         # one pass of each critic over [a_data; uniform; pi(s); pi(s')], every set evaluated at s
         q = self.critic(obs.repeat(3 * n + 1, 1), torch.cat([actions, a_rand, a_cur, a_next])).view(-1, 3 * n + 1, b)
@@ -169,16 +195,26 @@ class CQL(OfflineAlgorithm):
             log_density = torch.cat([torch.full_like(lp_cur, self.act_dim * math.log(0.5)), lp_cur, lp_next])
         gap = cql_penalty(q_data, q_ood, log_density, cfg.cql_temp, cfg.cql_clip_diff_min, cfg.cql_clip_diff_max)
         if cfg.cql_lagrange:
-            conservative, ap_loss, alpha_prime = lagrange_penalty(gap, self.log_alpha_prime, cfg.cql_alpha,
-                                                                  cfg.cql_target_action_gap)
+            conservative, ap_loss, alpha_prime = lagrange_penalty(
+                gap, self.log_alpha_prime, cfg.cql_alpha, cfg.cql_target_action_gap
+            )
         else:
             conservative, ap_loss, alpha_prime = cfg.cql_alpha * gap.sum(), torch.zeros_like(gap[0]), torch.zeros_like(gap[0])
         td_loss = (q_data - y).square().mean(1).sum()  # the twin MSEs summed, as CORL
-        metrics = {"critic_loss": (td_loss + conservative).detach(), "td_loss": td_loss.detach(),
-                   "cql_gap": gap.detach().mean(), "actor_loss": pi_loss.detach(), "alpha_loss": a_loss.detach(),
-                   "alpha": alpha, "entropy": -log_pi.detach().mean(), "q_mean": q_data.detach().mean(),
-                   "q_random": q[:, 1:n + 1].detach().mean(), "q_policy": q[:, n + 1:].detach().mean(),
-                   "alpha_prime": alpha_prime, "alpha_prime_loss": ap_loss.detach()}
+        metrics = {
+            "critic_loss": (td_loss + conservative).detach(),
+            "td_loss": td_loss.detach(),
+            "cql_gap": gap.detach().mean(),
+            "actor_loss": pi_loss.detach(),
+            "alpha_loss": a_loss.detach(),
+            "alpha": alpha,
+            "entropy": -log_pi.detach().mean(),
+            "q_mean": q_data.detach().mean(),
+            "q_random": q[:, 1 : n + 1].detach().mean(),
+            "q_policy": q[:, n + 1 :].detach().mean(),
+            "alpha_prime": alpha_prime,
+            "alpha_prime_loss": ap_loss.detach(),
+        }
         return pi_loss + a_loss + td_loss + conservative + ap_loss, metrics
 
     def update(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
@@ -195,8 +231,11 @@ class CQL(OfflineAlgorithm):
         return metrics
 
     def extra_state(self) -> dict[str, Any]:
-        return {**super().extra_state(), "log_alpha": self.log_alpha.detach().clone(),
-                "log_alpha_prime": self.log_alpha_prime.detach().clone()}
+        return {
+            **super().extra_state(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "log_alpha_prime": self.log_alpha_prime.detach().clone(),
+        }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         super().load_extra_state(state)

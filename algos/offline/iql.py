@@ -40,8 +40,10 @@ class IQLConfig(OfflineConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0.0 < self.expectile < 1.0 or self.beta < 0 or self.max_weight <= 0:
-            raise ValueError(f"expectile must lie in (0, 1), beta >= 0 and max_weight > 0; got {self.expectile}, "
-                             f"{self.beta}, {self.max_weight}")
+            raise ValueError(
+                f"expectile must lie in (0, 1), beta >= 0 and max_weight > 0; got {self.expectile}, "
+                f"{self.beta}, {self.max_weight}"
+            )
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -79,8 +81,13 @@ class IQL(OfflineAlgorithm):
         self._actor_loss = self.compiled(self.actor_loss)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"policy": self.policy, "critic": self.critic, "critic_target": self.critic_target, "value": self.value,
-                "obs_normalizer": self.obs_normalizer}
+        return {
+            "policy": self.policy,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "value": self.value,
+            "obs_normalizer": self.obs_normalizer,
+        }
 
     def value_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The expectile loss of V against the target critics' min Q, and the advantage Q - V (compiled)."""
@@ -119,5 +126,10 @@ class IQL(OfflineAlgorithm):
                 group["lr"] = cfg.learning_rate * decay
         pi_loss = self._actor_loss(batch, advantage)
         self.step("actor", pi_loss)
-        return {"value_loss": v_loss.detach(), "critic_loss": q_loss.detach(), "actor_loss": pi_loss.detach(),
-                "q_mean": q.mean(), "advantage_mean": advantage.mean()}
+        return {
+            "value_loss": v_loss.detach(),
+            "critic_loss": q_loss.detach(),
+            "actor_loss": pi_loss.detach(),
+            "q_mean": q.mean(),
+            "advantage_mean": advantage.mean(),
+        }

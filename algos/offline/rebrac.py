@@ -69,14 +69,22 @@ class ReBRACConfig(TargetSmoothing, OfflineConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_smoothing()
-        if not self.actor_learning_rate > 0 or not self.critic_learning_rate > 0 or self.actor_bc_coef < 0 or self.critic_bc_coef < 0:
-            raise ValueError(f"learning rates must be > 0 and actor_bc_coef, critic_bc_coef >= 0; got lrs "
-                             f"{self.actor_learning_rate}, {self.critic_learning_rate}, bc coefs {self.actor_bc_coef}, "
-                             f"{self.critic_bc_coef}")
+        if (
+            not self.actor_learning_rate > 0
+            or not self.critic_learning_rate > 0
+            or self.actor_bc_coef < 0
+            or self.critic_bc_coef < 0
+        ):
+            raise ValueError(
+                f"learning rates must be > 0 and actor_bc_coef, critic_bc_coef >= 0; got lrs "
+                f"{self.actor_learning_rate}, {self.critic_learning_rate}, bc coefs {self.actor_bc_coef}, "
+                f"{self.critic_bc_coef}"
+            )
 
 
-def rebrac_actor_loss(q_pi: torch.Tensor, pi: torch.Tensor, actions: torch.Tensor, beta: float,
-                      normalize_q: bool = True) -> torch.Tensor:
+def rebrac_actor_loss(
+    q_pi: torch.Tensor, pi: torch.Tensor, actions: torch.Tensor, beta: float, normalize_q: bool = True
+) -> torch.Tensor:
     """E[beta ||pi(s) - a||^2 - lambda min_i Q_i(s, pi(s))], lambda = 1 / E|min_i Q_i|  (Tarasov et al. 2023, sec. 3).
 
     ``q_pi [C, B]`` (every critic), ``pi`` and ``actions [B, A]``. As CORL's ``update_actor``: the
@@ -87,8 +95,15 @@ def rebrac_actor_loss(q_pi: torch.Tensor, pi: torch.Tensor, actions: torch.Tenso
     return (beta * (pi - actions).square().sum(-1) - lmbda * q).mean()
 
 
-def rebrac_critic_target(rewards: torch.Tensor, discounts: torch.Tensor, terminated: torch.Tensor, q_next: torch.Tensor,
-                         next_actions: torch.Tensor, data_next_actions: torch.Tensor, beta: float) -> torch.Tensor:
+def rebrac_critic_target(
+    rewards: torch.Tensor,
+    discounts: torch.Tensor,
+    terminated: torch.Tensor,
+    q_next: torch.Tensor,
+    next_actions: torch.Tensor,
+    data_next_actions: torch.Tensor,
+    beta: float,
+) -> torch.Tensor:
     """y = r + gamma (1 - d) (min_i Q'_i(s', a') - beta ||a' - a'_data||^2)  (Tarasov et al. 2023, sec. 3).
 
     ``q_next [C, B]``; ``next_actions`` the smoothed target actions, ``data_next_actions`` the dataset's;
@@ -114,9 +129,15 @@ class ReBRAC(TD3BC):
         cfg = self.config
         with torch.no_grad():
             next_actions = smoothed_target_action(self.policy_target(batch["next_obs"]), cfg.policy_noise, cfg.noise_clip)
-            return rebrac_critic_target(batch["rewards"], batch["discounts"], batch["terminated"],
-                                        self.critic_target(batch["next_obs"], next_actions), next_actions,
-                                        batch["next_actions"], cfg.critic_bc_coef)
+            return rebrac_critic_target(
+                batch["rewards"],
+                batch["discounts"],
+                batch["terminated"],
+                self.critic_target(batch["next_obs"], next_actions),
+                next_actions,
+                batch["next_actions"],
+                cfg.critic_bc_coef,
+            )
 
     def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """sum_i E[(Q_i(s, a) - y)^2], and Q(s, a) (compiled)."""

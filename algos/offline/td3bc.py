@@ -71,8 +71,13 @@ class TD3BC(OfflineAlgorithm):
         return self.config.learning_rate, self.config.learning_rate
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"policy": self.policy, "critic": self.critic, "critic_target": self.critic_target,
-                "policy_target": self.policy_target, "obs_normalizer": self.obs_normalizer}
+        return {
+            "policy": self.policy,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "policy_target": self.policy_target,
+            "obs_normalizer": self.obs_normalizer,
+        }
 
     def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """TD3's twin-critic loss to the smoothed clipped double-Q target, and Q(s, a) (compiled)."""

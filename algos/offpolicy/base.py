@@ -50,14 +50,22 @@ class OffPolicyConfig(AlgorithmConfig):
     """store the replay buffer in checkpoints, so a resumed run continues exactly (HalfCheetah at 1M: about 180 MB)"""
 
     def __post_init__(self) -> None:
-        checks = [("buffer_size", self.buffer_size >= 1), ("learning_starts", self.learning_starts >= 0),
-                  ("batch_size", self.batch_size >= 1), ("train_freq", self.train_freq >= 1),
-                  ("gradient_steps", self.gradient_steps >= 0), ("n_step", self.n_step >= 1),
-                  ("gamma", 0.0 <= self.gamma <= 1.0), ("tau", 0.0 < self.tau <= 1.0)]
+        checks = [
+            ("buffer_size", self.buffer_size >= 1),
+            ("learning_starts", self.learning_starts >= 0),
+            ("batch_size", self.batch_size >= 1),
+            ("train_freq", self.train_freq >= 1),
+            ("gradient_steps", self.gradient_steps >= 0),
+            ("n_step", self.n_step >= 1),
+            ("gamma", 0.0 <= self.gamma <= 1.0),
+            ("tau", 0.0 < self.tau <= 1.0),
+        ]
         bad = [name for name, ok in checks if not ok]
         if bad:
-            raise ValueError(f"invalid {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}: sizes and frequencies "
-                             "must be >= 1 (learning_starts, gradient_steps >= 0), gamma in [0, 1], tau in (0, 1]")
+            raise ValueError(
+                f"invalid {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}: sizes and frequencies "
+                "must be >= 1 (learning_starts, gradient_steps >= 0), gamma in [0, 1], tau in (0, 1]"
+            )
         self.actor_hidden = tuple(self.actor_hidden)
         self.critic_hidden = tuple(self.critic_hidden)
 
@@ -67,8 +75,9 @@ def polyak_update(target: list[torch.Tensor], online: list[torch.Tensor], tau: f
     torch._foreach_lerp_(target, online, tau)
 
 
-def step_into_buffer(agent: Algorithm, action: torch.Tensor,
-                     next_actions: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+def step_into_buffer(
+    agent: Algorithm, action: torch.Tensor, next_actions: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
     """Step ``agent.env`` (under ``RecordEpisodeStatistics``) once from ``agent._obs`` with ``action``,
     store the transition in ``agent.buffer`` and return the step's :func:`~policyopt.algos.core.base.episode_sums`.
 
@@ -102,8 +111,10 @@ class OffPolicyAlgorithm(Algorithm):
         super().__init__(config, getattr(env, "device", "cpu"), env.single_observation_space, env.single_action_space)
         space = self.action_space
         if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
-            raise ValueError(f"{type(self).__name__} needs continuous actions, a 1-D gymnasium.spaces.Box; got {space!r}. "
-                             "For discrete actions use PPO or TRPO.")
+            raise ValueError(
+                f"{type(self).__name__} needs continuous actions, a 1-D gymnasium.spaces.Box; got {space!r}. "
+                "For discrete actions use PPO or TRPO."
+            )
         if not (isinstance(self.observation_space, gym.spaces.Box) and len(self.observation_space.shape) == 1):
             raise ValueError(f"{type(self).__name__} needs 1-D Box observations; got {self.observation_space!r}")
         cfg = self.config
@@ -120,8 +131,15 @@ class OffPolicyAlgorithm(Algorithm):
         self.critic_target = CriticEnsemble(2, make_q).to(self.device)
         self.critic_target.load_state_dict(self.critic.state_dict())
         self.critic_target.requires_grad_(False)
-        self.buffer = ReplayBuffer(cfg.buffer_size, self.num_envs, (self.obs_dim,), (self.act_dim,), device=self.device,
-                                   n_step=cfg.n_step, gamma=cfg.gamma)
+        self.buffer = ReplayBuffer(
+            cfg.buffer_size,
+            self.num_envs,
+            (self.obs_dim,),
+            (self.act_dim,),
+            device=self.device,
+            n_step=cfg.n_step,
+            gamma=cfg.gamma,
+        )
         self._obs: torch.Tensor | None = None
         self.gradient_steps_done = 0
         self.policy = policy
@@ -178,8 +196,11 @@ class OffPolicyAlgorithm(Algorithm):
 
     def extra_state(self) -> dict[str, Any]:
         """The replay buffer (with ``save_buffer``), the env's state and the next observation."""
-        return {"buffer": self.buffer.state_dict() if self.config.save_buffer else None,
-                **self._env_state(), "gradient_steps_done": self.gradient_steps_done}
+        return {
+            "buffer": self.buffer.state_dict() if self.config.save_buffer else None,
+            **self._env_state(),
+            "gradient_steps_done": self.gradient_steps_done,
+        }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.gradient_steps_done = state["gradient_steps_done"]

@@ -88,37 +88,57 @@ class BasePolicy(NamedTuple):
         try:
             state = load_checkpoint(path, map_location="cpu")
         except FileNotFoundError:
-            raise FileNotFoundError(f"DSRL's base checkpoint {path} does not exist; pass --base (--algo.base) the "
-                                    "checkpoint.pt of a diffusion or flow policy's offline run") from None
+            raise FileNotFoundError(
+                f"DSRL's base checkpoint {path} does not exist; pass --base (--algo.base) the "
+                "checkpoint.pt of a diffusion or flow policy's offline run"
+            ) from None
         source = f"{path} ({state['algo']} checkpoint)"
         spec, modules = state.get("policy_spec"), state.get("modules", {})
         if spec is None:
-            raise ValueError(f"DSRL's base {source}: its {state.get('policy_class')} policy did not record how to rebuild "
-                             "it; expected a policy from nets.generative (DiffusionPolicy, FlowPolicy, ConsistencyPolicy)")
-        return cls.from_modules(spec, modules["policy"], modules.get("obs_normalizer"),
-                                space_from_description(state["observation_space"]),
-                                space_from_description(state["action_space"]), source)
+            raise ValueError(
+                f"DSRL's base {source}: its {state.get('policy_class')} policy did not record how to rebuild "
+                "it; expected a policy from nets.generative (DiffusionPolicy, FlowPolicy, ConsistencyPolicy)"
+            )
+        return cls.from_modules(
+            spec,
+            modules["policy"],
+            modules.get("obs_normalizer"),
+            space_from_description(state["observation_space"]),
+            space_from_description(state["action_space"]),
+            source,
+        )
 
     @classmethod
-    def from_modules(cls, spec: dict[str, Any], policy_state: dict[str, torch.Tensor],
-                     normalizer_state: dict[str, torch.Tensor] | None, observation_space: gym.Space, action_space: gym.Space,
-                     source: str) -> "BasePolicy":
+    def from_modules(
+        cls,
+        spec: dict[str, Any],
+        policy_state: dict[str, torch.Tensor],
+        normalizer_state: dict[str, torch.Tensor] | None,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        source: str,
+    ) -> "BasePolicy":
         """Rebuild the policy from its recorded ``spec``, load its weights and the normaliser's statistics
         (``mean`` and ``std``), freeze both; ``ValueError`` when it is no generative policy or has no normaliser."""
         policy = build_module(spec)
         if not callable(getattr(policy, "sample_from_noise", None)):
-            raise ValueError(f"DSRL steers a generative policy through its initial noise, but the base {source} has a "
-                             f"{spec['class']} policy, which has no sample_from_noise(obs, noise); expected a diffusion or "
-                             "flow policy (nets.generative DiffusionPolicy, FlowPolicy or ConsistencyPolicy), e.g. from "
-                             "scripts/train_diffusion_bc.py (--algo.family flow for a flow policy)")
+            raise ValueError(
+                f"DSRL steers a generative policy through its initial noise, but the base {source} has a "
+                f"{spec['class']} policy, which has no sample_from_noise(obs, noise); expected a diffusion or "
+                "flow policy (nets.generative DiffusionPolicy, FlowPolicy or ConsistencyPolicy), e.g. from "
+                "scripts/train_diffusion_bc.py (--algo.family flow for a flow policy)"
+            )
         if normalizer_state is None:
-            raise ValueError(f"DSRL's base {source} has no 'obs_normalizer' module; expected an offline checkpoint "
-                             "(OfflineAlgorithm: its policy sees observations normalised by the dataset's statistics)")
+            raise ValueError(
+                f"DSRL's base {source} has no 'obs_normalizer' module; expected an offline checkpoint "
+                "(OfflineAlgorithm: its policy sees observations normalised by the dataset's statistics)"
+            )
         policy.load_state_dict(policy_state)
         normalizer = ObsNormalizer(normalizer_state["mean"], normalizer_state["std"])
         # frozen: no gradient ever reaches the base, and eval mode pins any train-time behaviour
-        return cls(policy.requires_grad_(False).eval(), normalizer.requires_grad_(False).eval(),
-                   observation_space, action_space, source)
+        return cls(
+            policy.requires_grad_(False).eval(), normalizer.requires_grad_(False).eval(), observation_space, action_space, source
+        )
 
     def to(self, device: torch.device) -> "BasePolicy":
         return self._replace(policy=self.policy.to(device), obs_normalizer=self.obs_normalizer.to(device))
@@ -177,8 +197,13 @@ class DSRL(SAC):
     config_class = DSRLConfig
     config: DSRLConfig
 
-    def __init__(self, env: gym.vector.VectorEnv, config: DSRLConfig | None = None, policy: nn.Module | None = None,
-                 base: BasePolicy | None = None) -> None:
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        config: DSRLConfig | None = None,
+        policy: nn.Module | None = None,
+        base: BasePolicy | None = None,
+    ) -> None:
         if isinstance(env, _WithBase):  # from load: the base comes from the DSRL checkpoint, not config.base's file
             env, base = env
         config = config if config is not None else self.config_class()
@@ -186,20 +211,27 @@ class DSRL(SAC):
             raise TypeError(f"DSRL needs a DSRLConfig (SAC's settings plus base and noise_bound), got {type(config).__name__}")
         if base is None:
             if not config.base:
-                raise ValueError("DSRL needs a base policy to steer: set DSRLConfig.base (--base CHECKPOINT on the command "
-                                 "line) to an offline checkpoint of a diffusion or flow policy, or pass base=BasePolicy(...)")
+                raise ValueError(
+                    "DSRL needs a base policy to steer: set DSRLConfig.base (--base CHECKPOINT on the command "
+                    "line) to an offline checkpoint of a diffusion or flow policy, or pass base=BasePolicy(...)"
+                )
             base = BasePolicy.from_checkpoint(config.base)  # built before Algorithm seeds torch, so it shifts no draws
         _check_base_fits(base, env)
         if module_spec(base.policy) is None:  # checkpoints rebuild the base from its recorded constructor
-            raise ValueError(f"DSRL's base policy {type(base.policy).__name__} does not record its constructor; make it a "
-                             "nets.RecordsInit (every nets.generative policy is) defined outside __main__")
+            raise ValueError(
+                f"DSRL's base policy {type(base.policy).__name__} does not record its constructor; make it a "
+                "nets.RecordsInit (every nets.generative policy is) defined outside __main__"
+            )
         super().__init__(env, config, policy)
         base = base.to(self.device)
         self.base = base
         self.base_policy, self.base_obs_normalizer = base.policy, base.obs_normalizer
         try:  # a dry run: the noise shape and base_steps fit the base, before any env step
-            self.base_policy.sample_from_noise(torch.zeros(1, self.obs_dim, device=self.device),
-                                               torch.zeros(1, self.act_dim, device=self.device), steps=self.config.base_steps)
+            self.base_policy.sample_from_noise(
+                torch.zeros(1, self.obs_dim, device=self.device),
+                torch.zeros(1, self.act_dim, device=self.device),
+                steps=self.config.base_steps,
+            )
         except (ValueError, NotImplementedError) as e:
             raise ValueError(f"DSRL cannot run the base {base.source} with base_steps={self.config.base_steps}: {e}") from e
         # SAC's [-1, 1] actions go to the env through the base, not through the affine RescaleAction
@@ -229,8 +261,14 @@ class DSRL(SAC):
     def _source_for_load(cls, state: dict[str, Any], path: Path, env: Any, device: str | torch.device | None) -> Any:
         source = super()._source_for_load(state, path, env, device)
         modules, info = state["modules"], state["extra"]["base"]
-        base = BasePolicy.from_modules(info["spec"], modules["base_policy"], modules["base_obs_normalizer"],
-                                       source.single_observation_space, source.single_action_space, info["source"])
+        base = BasePolicy.from_modules(
+            info["spec"],
+            modules["base_policy"],
+            modules["base_obs_normalizer"],
+            source.single_observation_space,
+            source.single_action_space,
+            info["source"],
+        )
         return _WithBase(source, base)
 
 
@@ -239,10 +277,14 @@ def _check_base_fits(base: BasePolicy, env: Any) -> None:
     (its ``[-1, 1]`` actions are mapped to the env's bounds, so other bounds would misread them)."""
     if not isinstance(env.single_action_space, gym.spaces.Box):
         return  # OffPolicyAlgorithm names the discrete-action error
-    check_pretrained_fits(f"DSRL's base {base.source}", base.observation_space, base.action_space,
-                          env.single_observation_space, env.single_action_space,
-                          "train the base on a dataset of this env (with its action bounds: scripts/train_diffusion_bc.py "
-                          "--env-id sets them)")
+    check_pretrained_fits(
+        f"DSRL's base {base.source}",
+        base.observation_space,
+        base.action_space,
+        env.single_observation_space,
+        env.single_action_space,
+        "train the base on a dataset of this env (with its action bounds: scripts/train_diffusion_bc.py --env-id sets them)",
+    )
 
 
 __all__ = ["DSRL", "DSRLConfig", "BasePolicy", "NoiseActionWrapper"]

@@ -41,8 +41,14 @@ class SACConfig(OffPolicyConfig):
             raise ValueError(f"alpha must be > 0 (it is tuned in log space), got {self.alpha}")
 
 
-def critic_target(rewards: torch.Tensor, discounts: torch.Tensor, terminated: torch.Tensor, q_next: torch.Tensor,
-                  next_log_prob: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+def critic_target(
+    rewards: torch.Tensor,
+    discounts: torch.Tensor,
+    terminated: torch.Tensor,
+    q_next: torch.Tensor,
+    next_log_prob: torch.Tensor,
+    alpha: torch.Tensor,
+) -> torch.Tensor:
     """y = r + gamma^m (1 - d) (min_i Q'_i(s', a') - alpha log pi(a'|s'))  (Haarnoja et al. 2018, eq. 3; Fujimoto et al. 2018)."""
     return rewards + discounts * (1.0 - terminated) * (q_next.min(0).values - alpha * next_log_prob)
 
@@ -91,12 +97,16 @@ class SAC(OffPolicyAlgorithm):
         q = self.critic(batch["obs"], batch["actions"])
         return ((q - y) ** 2).mean(1).sum(), q.detach()  # the twin MSEs summed, as CleanRL
 
-    def actor_and_alpha_loss(self, batch: dict[str, torch.Tensor], alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def actor_and_alpha_loss(
+        self, batch: dict[str, torch.Tensor], alpha: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The actor's loss, alpha's loss (0 without autotune) and log pi(a|s) (compiled with ``config.compile``)."""
         actions, log_prob = self.policy.sample(batch["obs"])
         # detach_params: the actor's gradient flows through Q's input only, not into Q's weights
         pi_loss = actor_loss(self.critic(batch["obs"], actions, detach_params=True), log_prob, alpha)
-        a_loss = alpha_loss(self.log_alpha, log_prob, self.target_entropy) if self.config.autotune_alpha else torch.zeros_like(pi_loss)
+        a_loss = (
+            alpha_loss(self.log_alpha, log_prob, self.target_entropy) if self.config.autotune_alpha else torch.zeros_like(pi_loss)
+        )
         return pi_loss, a_loss, log_prob.detach()
 
     def gradient_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -115,8 +125,13 @@ class SAC(OffPolicyAlgorithm):
             opt.step()
         with torch.no_grad():
             polyak_update(self._target_params, self._critic_params, self.config.tau)
-        metrics = {"critic_loss": critic_loss.detach(), "actor_loss": pi_loss.detach(), "q_mean": q.mean(),
-                   "entropy": -log_prob.mean(), "alpha": alpha}
+        metrics = {
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": pi_loss.detach(),
+            "q_mean": q.mean(),
+            "entropy": -log_prob.mean(),
+            "alpha": alpha,
+        }
         if self.config.autotune_alpha:
             metrics["alpha_loss"] = a_loss.detach()
         return metrics

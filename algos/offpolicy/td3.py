@@ -31,8 +31,10 @@ class TargetSmoothing:
 
     def check_smoothing(self) -> None:
         if self.policy_frequency < 1 or self.policy_noise < 0 or self.noise_clip < 0:
-            raise ValueError(f"policy_frequency must be >= 1 and the noise scales >= 0; got "
-                             f"{self.policy_frequency}, {self.policy_noise}, {self.noise_clip}")
+            raise ValueError(
+                f"policy_frequency must be >= 1 and the noise scales >= 0; got "
+                f"{self.policy_frequency}, {self.policy_noise}, {self.noise_clip}"
+            )
 
 
 @dataclass
@@ -64,7 +66,9 @@ def critic_target(rewards: torch.Tensor, discounts: torch.Tensor, terminated: to
     return rewards + discounts * (1.0 - terminated) * q_next.min(0).values
 
 
-def smoothed_critic_loss(agent: Any, batch: dict[str, torch.Tensor], y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def smoothed_critic_loss(
+    agent: Any, batch: dict[str, torch.Tensor], y: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """TD3's critic loss for any agent with ``critic``, ``critic_target``, ``policy_target`` and a
     :class:`TargetSmoothing` config (TD3, TD3+BC; ReBRAC passes its own target ``y``): the
     critics' summed MSE to the smoothed clipped double-Q target, and Q(s, a)."""
@@ -72,8 +76,9 @@ def smoothed_critic_loss(agent: Any, batch: dict[str, torch.Tensor], y: torch.Te
     if y is None:
         with torch.no_grad():
             next_actions = smoothed_target_action(agent.policy_target(batch["next_obs"]), cfg.policy_noise, cfg.noise_clip)
-            y = critic_target(batch["rewards"], batch["discounts"], batch["terminated"],
-                              agent.critic_target(batch["next_obs"], next_actions))
+            y = critic_target(
+                batch["rewards"], batch["discounts"], batch["terminated"], agent.critic_target(batch["next_obs"], next_actions)
+            )
     q = agent.critic(batch["obs"], batch["actions"])
     return ((q - y) ** 2).mean(1).sum(), q.detach()
 

@@ -15,7 +15,13 @@ from torch import nn
 
 from policyopt.algos.core import distributed
 from policyopt.algos.core.base import EPISODE_SUMS, Algorithm, AlgorithmConfig, episode_sums
-from policyopt.algos.core.checkpoint import PretrainedPolicy, atomic_save, check_pretrained_fits, load_pretrained_policy, space_shape
+from policyopt.algos.core.checkpoint import (
+    PretrainedPolicy,
+    atomic_save,
+    check_pretrained_fits,
+    load_pretrained_policy,
+    space_shape,
+)
 from policyopt.buffers import RolloutBuffer
 from policyopt.nets import DistributionPolicy, StochasticPolicy, ValueCritic, make_policy
 from policyopt.vecenvs import ClipAction, NormalizeObservation, NormalizeReward, RecordEpisodeStatistics, TorchVecEnvWrapper
@@ -74,13 +80,20 @@ class OnPolicyConfig(AlgorithmConfig):
 
 
 # --- what the generative on-policy algorithms (DPPO, FPO) share ---------------------------------
-def load_pretrained(path: str, user: str, expected: type, observation_space: gym.Space, action_space: gym.Space,
-                    advice: str) -> PretrainedPolicy:
+def load_pretrained(
+    path: str, user: str, expected: type, observation_space: gym.Space, action_space: gym.Space, advice: str
+) -> PretrainedPolicy:
     """An offline checkpoint's ``expected`` policy and dataset normaliser, checked against the env's spaces
     (DPPO's and FPO's ``pretrained``)."""
     pre = load_pretrained_policy(path, user, expected, f"--algo.pretrained {advice}")
-    check_pretrained_fits(pre.source, pre.observation_space, pre.action_space, observation_space, action_space,
-                          "pretrain on a dataset of this env (the [-1, 1] action map needs the same bounds)")
+    check_pretrained_fits(
+        pre.source,
+        pre.observation_space,
+        pre.action_space,
+        observation_space,
+        action_space,
+        "pretrain on a dataset of this env (the [-1, 1] action map needs the same bounds)",
+    )
     return pre
 
 
@@ -106,7 +119,9 @@ class OnPolicyAlgorithm(Algorithm):
     #: trains data-parallel under torchrun (algos/core/distributed.py): PPO and its subclasses
     supports_data_parallel: ClassVar[bool] = False
 
-    def __init__(self, env: gym.vector.VectorEnv, config: OnPolicyConfig | None = None, policy: StochasticPolicy | None = None) -> None:
+    def __init__(
+        self, env: gym.vector.VectorEnv, config: OnPolicyConfig | None = None, policy: StochasticPolicy | None = None
+    ) -> None:
         super().__init__(config, getattr(env, "device", "cpu"), env.single_observation_space, env.single_action_space)
         cfg = self.config
         #: the process group under torchrun (``env`` is then this rank's share of the envs), else None
@@ -121,8 +136,12 @@ class OnPolicyAlgorithm(Algorithm):
         self.env = self._wrap(env)
         self.num_envs = env.num_envs
         self.buffer = RolloutBuffer(
-            cfg.num_steps, self.num_envs, tuple(self.observation_space.shape), space_shape(self.action_space),
-            device=self.device, action_dtype=torch.float32 if box else torch.int64,
+            cfg.num_steps,
+            self.num_envs,
+            tuple(self.observation_space.shape),
+            space_shape(self.action_space),
+            device=self.device,
+            action_dtype=torch.float32 if box else torch.int64,
         )
         if box:
             self._act_low = torch.as_tensor(self.action_space.low, device=self.device)
@@ -151,9 +170,20 @@ class OnPolicyAlgorithm(Algorithm):
         cfg = self.config
         box = isinstance(self.action_space, gym.spaces.Box)
         return make_policy(
-            self.observation_space, self.action_space, hidden=cfg.actor_hidden, activation=cfg.activation,
-            **({"log_std_init": cfg.log_std_init, "state_dependent_std": cfg.state_dependent_std,
-                "use_sde": cfg.use_sde, "sde_sample_freq": cfg.sde_sample_freq} if box else {"use_sde": cfg.use_sde}),
+            self.observation_space,
+            self.action_space,
+            hidden=cfg.actor_hidden,
+            activation=cfg.activation,
+            **(
+                {
+                    "log_std_init": cfg.log_std_init,
+                    "state_dependent_std": cfg.state_dependent_std,
+                    "use_sde": cfg.use_sde,
+                    "sde_sample_freq": cfg.sde_sample_freq,
+                }
+                if box
+                else {"use_sde": cfg.use_sde}
+            ),
         )
 
     def freeze_obs_normalization(self, normalizer: dict[str, torch.Tensor] | None = None) -> None:
@@ -165,8 +195,13 @@ class OnPolicyAlgorithm(Algorithm):
         if normalizer is not None:
             mean, std = normalizer["mean"].to(self.device).double(), normalizer["std"].to(self.device).double()
             # RunningMeanStd divides by sqrt(var + 1e-8): this var reproduces (obs - mean) / std
-            self.obs_rms.load_state_dict({"mean": mean, "var": (std.square() - 1e-8).clamp(min=0.0),
-                                          "count": torch.tensor(1e12, dtype=torch.float64, device=self.device)})
+            self.obs_rms.load_state_dict(
+                {
+                    "mean": mean,
+                    "var": (std.square() - 1e-8).clamp(min=0.0),
+                    "count": torch.tensor(1e12, dtype=torch.float64, device=self.device),
+                }
+            )
         env = self.env
         while isinstance(env, TorchVecEnvWrapper):
             if isinstance(env, NormalizeObservation):

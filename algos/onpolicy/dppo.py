@@ -85,21 +85,28 @@ class DPPOConfig(PPOConfig):
         if not (0.0 < self.gamma_denoise <= 1.0):
             raise ValueError(f"gamma_denoise must lie in (0, 1], got {self.gamma_denoise}")
         if not (self.clip_coef > 0 and self.clip_coef_base > 0 and self.clip_coef_rate >= 0):
-            raise ValueError(f"clip_coef and clip_coef_base must be > 0 and clip_coef_rate >= 0; got {self.clip_coef}, "
-                             f"{self.clip_coef_base}, {self.clip_coef_rate}")
+            raise ValueError(
+                f"clip_coef and clip_coef_base must be > 0 and clip_coef_rate >= 0; got {self.clip_coef}, "
+                f"{self.clip_coef_base}, {self.clip_coef_rate}"
+            )
         if not (self.learning_rate > 0 and self.critic_learning_rate > 0):
-            raise ValueError(f"learning_rate and critic_learning_rate must be > 0; got {self.learning_rate}, {self.critic_learning_rate}")
+            raise ValueError(
+                f"learning_rate and critic_learning_rate must be > 0; got {self.learning_rate}, {self.critic_learning_rate}"
+            )
         if self.pretrained is not None and not self.normalize_obs:
-            raise ValueError("pretrained needs normalize_obs=True: the checkpoint's observation normaliser becomes the "
-                             "agent's (frozen); without it the pretrained denoiser would see raw observations")
+            raise ValueError(
+                "pretrained needs normalize_obs=True: the checkpoint's observation normaliser becomes the "
+                "agent's (frozen); without it the pretrained denoiser would see raw observations"
+            )
 
 
 # --- pure functions -----------------------------------------------------------------------------
 
+
 def denoising_discounts(steps: int, gamma: float, like: torch.Tensor) -> torch.Tensor:
     """``[gamma^(K'-1), ..., gamma, 1]`` in chain order: the earliest (noisiest) step is discounted most (Ren et al. 2025, sec. 4)."""
     k = torch.arange(steps - 1, -1, -1, device=like.device, dtype=like.dtype)
-    return gamma ** k
+    return gamma**k
 
 
 def clip_schedule(steps: int, final: float, base: float, rate: float, like: torch.Tensor) -> torch.Tensor:
@@ -112,8 +119,9 @@ def clip_schedule(steps: int, final: float, base: float, rate: float, like: torc
     return base + (final - base) * shape
 
 
-def dppo_policy_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, discounts: torch.Tensor,
-                     clip_coefs: torch.Tensor) -> torch.Tensor:
+def dppo_policy_loss(
+    log_ratio: torch.Tensor, advantages: torch.Tensor, discounts: torch.Tensor, clip_coefs: torch.Tensor
+) -> torch.Tensor:
     """-E_{s,k}[min(r_k A_k, clip(r_k, 1 - eps_k, 1 + eps_k) A_k)], A_k = gamma_denoise^k A (Ren et al. 2025, eq. 6),
     over ``[B, K']`` ratios; ``discounts`` and ``clip_coefs`` are ``[K']``."""
     adv = broadcast_advantages(advantages, log_ratio) * discounts
@@ -122,6 +130,7 @@ def dppo_policy_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, discount
 
 
 # --- the algorithm ------------------------------------------------------------------------------
+
 
 class DPPO(PPO):
     """Diffusion Policy Policy Optimization: PPO over the fine-tuned denoising steps of a diffusion policy.
@@ -137,26 +146,52 @@ class DPPO(PPO):
     def default_policy(self) -> DiffusionPPOPolicy:
         cfg, space = self.config, self.action_space
         low, high = action_bounds(space, "DPPO needs a 1-D Box action space (a diffusion over actions)")
-        kwargs = dict(denoising_steps=cfg.denoising_steps, ft_denoising_steps=cfg.ft_denoising_steps, eta=cfg.eta,
-                      min_sampling_std=cfg.min_sampling_std, min_logprob_std=cfg.min_logprob_std)
+        kwargs = dict(
+            denoising_steps=cfg.denoising_steps,
+            ft_denoising_steps=cfg.ft_denoising_steps,
+            eta=cfg.eta,
+            min_sampling_std=cfg.min_sampling_std,
+            min_logprob_std=cfg.min_logprob_std,
+        )
         if cfg.pretrained is not None:
             # only for a new agent: load() passes the checkpoint's own policy and never reads this file
-            pre = load_pretrained(cfg.pretrained, "DPPO", DiffusionPolicy, self.observation_space, space,
-                                  "the checkpoint.pt of scripts/train_diffusion_bc.py (or Diffusion-QL, EDP)")
+            pre = load_pretrained(
+                cfg.pretrained,
+                "DPPO",
+                DiffusionPolicy,
+                self.observation_space,
+                space,
+                "the checkpoint.pt of scripts/train_diffusion_bc.py (or Diffusion-QL, EDP)",
+            )
             self._pretrained_obs_norm = pre.obs_normalizer
             return DiffusionPPOPolicy.wrap(pre.policy, low, high, **kwargs)
         return DiffusionPPOPolicy(
-            int(self.observation_space.shape[0]), int(space.shape[0]), low, high,
-            diffusion_kwargs=dict(num_timesteps=cfg.num_timesteps, schedule=cfg.beta_schedule, hidden=cfg.actor_hidden,
-                                  activation=cfg.activation, time_dim=cfg.time_dim), **kwargs)
+            int(self.observation_space.shape[0]),
+            int(space.shape[0]),
+            low,
+            high,
+            diffusion_kwargs=dict(
+                num_timesteps=cfg.num_timesteps,
+                schedule=cfg.beta_schedule,
+                hidden=cfg.actor_hidden,
+                activation=cfg.activation,
+                time_dim=cfg.time_dim,
+            ),
+            **kwargs,
+        )
 
     def _setup(self) -> None:
         super()._setup()
         cfg = self.config
         # two param groups: PPO's lr schedule scales each by its lr_scale
-        groups = [{"params": [p for p in self.policy.parameters() if p.requires_grad]},
-                  {"params": list(self.critic.parameters()), "lr": cfg.critic_learning_rate,
-                   "lr_scale": cfg.critic_learning_rate / cfg.learning_rate}]
+        groups = [
+            {"params": [p for p in self.policy.parameters() if p.requires_grad]},
+            {
+                "params": list(self.critic.parameters()),
+                "lr": cfg.critic_learning_rate,
+                "lr_scale": cfg.critic_learning_rate / cfg.learning_rate,
+            },
+        ]
         self.optimizers["adam"] = self.adam(groups, lr=cfg.learning_rate, eps=cfg.adam_eps)
         if cfg.pretrained is not None:  # fine-tuning keeps the pretrained policy's inputs (a loaded agent: its own)
             self.freeze_obs_normalization(self._pretrained_obs_norm)
@@ -165,5 +200,9 @@ class DPPO(PPO):
         cfg = self.config
         log_ratio = log_ratio if log_ratio.dim() > 1 else log_ratio[:, None]
         steps = log_ratio.shape[1]
-        return dppo_policy_loss(log_ratio, advantages, denoising_discounts(steps, cfg.gamma_denoise, log_ratio),
-                                clip_schedule(steps, cfg.clip_coef, cfg.clip_coef_base, cfg.clip_coef_rate, log_ratio))
+        return dppo_policy_loss(
+            log_ratio,
+            advantages,
+            denoising_discounts(steps, cfg.gamma_denoise, log_ratio),
+            clip_schedule(steps, cfg.clip_coef, cfg.clip_coef_base, cfg.clip_coef_rate, log_ratio),
+        )

@@ -67,13 +67,16 @@ class FPOConfig(PPOConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_mc_samples < 1 or self.flow_steps < 1:
-            raise ValueError(f"num_mc_samples (N) and flow_steps must be >= 1 (FPO: 8 and 10), got "
-                             f"{self.num_mc_samples} and {self.flow_steps}")
+            raise ValueError(
+                f"num_mc_samples (N) and flow_steps must be >= 1 (FPO: 8 and 10), got {self.num_mc_samples} and {self.flow_steps}"
+            )
         if self.supervise not in ("eps", "velocity"):
             raise ValueError(f"supervise must be 'eps' or 'velocity', got {self.supervise!r}")
         if self.pretrained is not None and not self.normalize_obs:
-            raise ValueError("pretrained needs normalize_obs=True: the checkpoint's observation normaliser becomes the "
-                             "agent's (frozen); without it the pretrained velocity net would see raw observations")
+            raise ValueError(
+                "pretrained needs normalize_obs=True: the checkpoint's observation normaliser becomes the "
+                "agent's (frozen); without it the pretrained velocity net would see raw observations"
+            )
 
 
 def fpo_plus_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, eps: float) -> torch.Tensor:
@@ -97,18 +100,34 @@ class FPO(PPO):
     def default_policy(self) -> FlowPPOPolicy:
         cfg, space = self.config, self.action_space
         low, high = action_bounds(space, "FPO needs a 1-D Box action space (a flow over actions)")
-        kwargs = dict(num_mc_samples=cfg.num_mc_samples, sample_steps=cfg.flow_steps, supervise=cfg.supervise,
-                      per_pair_ratio=cfg.fpo_plus, discretize_tau=cfg.discretize_tau)
+        kwargs = dict(
+            num_mc_samples=cfg.num_mc_samples,
+            sample_steps=cfg.flow_steps,
+            supervise=cfg.supervise,
+            per_pair_ratio=cfg.fpo_plus,
+            discretize_tau=cfg.discretize_tau,
+        )
         if cfg.pretrained is not None:
             # only for a new agent: load() passes the checkpoint's own policy and never reads this file
-            pre = load_pretrained(cfg.pretrained, "FPO", FlowPolicy, self.observation_space, space,
-                                  "the checkpoint.pt of scripts/train_diffusion_bc.py --algo.family flow "
-                                  "(a DiffusionPolicy is DPPO's to fine-tune: scripts/train_dppo.py --algo.pretrained)")
+            pre = load_pretrained(
+                cfg.pretrained,
+                "FPO",
+                FlowPolicy,
+                self.observation_space,
+                space,
+                "the checkpoint.pt of scripts/train_diffusion_bc.py --algo.family flow "
+                "(a DiffusionPolicy is DPPO's to fine-tune: scripts/train_dppo.py --algo.pretrained)",
+            )
             self._pretrained_obs_norm = pre.obs_normalizer
             return FlowPPOPolicy.wrap(pre.policy, low, high, **kwargs)
         return FlowPPOPolicy(
-            int(self.observation_space.shape[0]), int(space.shape[0]), low, high,
-            flow_kwargs=dict(hidden=cfg.actor_hidden, activation=cfg.activation, time_dim=cfg.time_dim), **kwargs)
+            int(self.observation_space.shape[0]),
+            int(space.shape[0]),
+            low,
+            high,
+            flow_kwargs=dict(hidden=cfg.actor_hidden, activation=cfg.activation, time_dim=cfg.time_dim),
+            **kwargs,
+        )
 
     def _setup(self) -> None:
         super()._setup()

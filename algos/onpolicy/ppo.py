@@ -57,12 +57,13 @@ class PPOConfig(OnPolicyConfig):
             raise ValueError(f"anneal_lr_steps must be None or >= 1, got {self.anneal_lr_steps}")
 
 
-
 def broadcast_advantages(advantages: torch.Tensor, log_ratio: torch.Tensor) -> torch.Tensor:
     """``advantages [B]`` shaped to broadcast over a log-ratio ``[B, *extra]`` (e.g. one ratio per
     denoising step of a diffusion policy, as in DPPO): every extra entry gets its sample's advantage."""
     if advantages.shape != log_ratio.shape[:1]:
-        raise ValueError(f"advantages must be [B] for a log-ratio [B, ...]; got {tuple(advantages.shape)} and {tuple(log_ratio.shape)}")
+        raise ValueError(
+            f"advantages must be [B] for a log-ratio [B, ...]; got {tuple(advantages.shape)} and {tuple(log_ratio.shape)}"
+        )
     return advantages.reshape(advantages.shape + (1,) * (log_ratio.ndim - 1))
 
 
@@ -148,8 +149,9 @@ class PPO(OnPolicyAlgorithm):
             metrics["explained_variance"] = explained_variance(buffer.values.flatten(), buffer.returns.flatten())
         else:  # the global batch's metrics on every rank: one all-reduce each
             metrics = world.mean_dict(metrics)
-            metrics["explained_variance"] = explained_variance(world.all_gather_cat(buffer.values.flatten()),
-                                                               world.all_gather_cat(buffer.returns.flatten()))
+            metrics["explained_variance"] = explained_variance(
+                world.all_gather_cat(buffer.values.flatten()), world.all_gather_cat(buffer.returns.flatten())
+            )
         metrics["learning_rate"] = torch.tensor(lr)
         return metrics
 
@@ -169,7 +171,9 @@ class PPO(OnPolicyAlgorithm):
         with torch.no_grad():
             ratio = log_ratio.exp()
             stats = {
-                "policy_loss": pg_loss.detach(), "value_loss": v_loss.detach(), "entropy": ent.detach(),
+                "policy_loss": pg_loss.detach(),
+                "value_loss": v_loss.detach(),
+                "entropy": ent.detach(),
                 "approx_kl": ((ratio - 1) - log_ratio).mean(),  # k3 estimator (Schulman 2020, "Approximating KL")
                 "clipfrac": ((ratio - 1).abs() > cfg.clip_coef).float().mean(),
                 "ratio_deviation": (ratio - 1).abs().mean(),

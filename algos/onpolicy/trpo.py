@@ -61,7 +61,9 @@ class TRPOConfig(OnPolicyConfig):
             raise ValueError(f"kl_reduction must be 'mean' or 'sum', got {self.kl_reduction!r}")
 
 
-def conjugate_gradient(fvp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iters: int, tol: float = 1e-10) -> torch.Tensor:
+def conjugate_gradient(
+    fvp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, iters: int, tol: float = 1e-10
+) -> torch.Tensor:
     """Solve F x = b for symmetric positive-definite F given only x -> F x (Nocedal & Wright, alg. 5.2).
 
     Runs a fixed number of iterations without host syncs; a converged residual makes later steps no-ops.
@@ -112,7 +114,9 @@ class TRPO(OnPolicyAlgorithm):
 
     def _setup(self) -> None:
         if not hasattr(self.policy, "distribution"):
-            raise TypeError(f"TRPO needs a policy with distribution(obs) for KL and Fisher-vector products; {type(self.policy).__name__} has none")
+            raise TypeError(
+                f"TRPO needs a policy with distribution(obs) for KL and Fisher-vector products; {type(self.policy).__name__} has none"
+            )
         self.optimizers["critic"] = self.adam(self.critic.parameters(), self.config.critic_learning_rate)
         # the critic's loss compiles; the policy step is one CG solve per update and stays eager
         self._critic_loss = self.compiled(self.critic_loss)

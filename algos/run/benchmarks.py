@@ -45,6 +45,11 @@ def synthetic(n: int, episode_len: int, obs_dim: int = 17, act_dim: int = 6, see
     terminals, timeouts = np.zeros(n, bool), np.zeros(n, bool)
     kind = rng.random(len(ends)) < 0.5
     terminals[ends[kind]], timeouts[ends[~kind]] = True, True
-    return {"observations": obs, "actions": rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
-            "rewards": rng.normal(size=n).astype(np.float32), "terminals": terminals, "timeouts": timeouts,
-            "next_observations": np.roll(obs, -1, 0)}
+    return {
+        "observations": obs,
+        "actions": rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
+        "rewards": rng.normal(size=n).astype(np.float32),
+        "terminals": terminals,
+        "timeouts": timeouts,
+        "next_observations": np.roll(obs, -1, 0),
+    }

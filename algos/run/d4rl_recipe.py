@@ -81,8 +81,10 @@ class DatasetRecipe:
         self.levels, self.formats = tuple(self.levels), tuple(self.formats)
         unknown = [lv for lv in self.levels if lv not in STANDARD_LEVELS and not MIXED_LEVEL.fullmatch(lv)]
         if unknown:
-            raise ValueError(f"unknown level(s) {unknown}; levels are {', '.join(STANDARD_LEVELS)} and "
-                             "random-medium-<ratio> / random-expert-<ratio> with a ratio in (0, 1], e.g. random-expert-0.05")
+            raise ValueError(
+                f"unknown level(s) {unknown}; levels are {', '.join(STANDARD_LEVELS)} and "
+                "random-medium-<ratio> / random-expert-<ratio> with a ratio in (0, 1], e.g. random-expert-0.05"
+            )
         if bad := [f for f in self.formats if f not in FORMATS]:
             raise ValueError(f"unknown format(s) {bad}; available: {', '.join(FORMATS)}")
         if self.behaviour not in ("ppo", "sac"):
@@ -91,14 +93,15 @@ class DatasetRecipe:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.env_id not in vecenvs.registered_ids():
-            raise ValueError(f"{self.env_id!r} has no native batched env; the recipe runs on {', '.join(vecenvs.registered_ids())}")
+            raise ValueError(
+                f"{self.env_id!r} has no native batched env; the recipe runs on {', '.join(vecenvs.registered_ids())}"
+            )
 
     @property
     def env_name(self) -> str:
         """``hopper-v5`` style: the files are ``<env>-<level>-<version>``."""
         name, version = self.env_id.rsplit("-", 1)
         return f"{name.lower()}-{{level}}-{version}"
-
 
     def minari_id(self, level: str) -> str:
         """``policyopt/hopper/medium-replay-v5``: Minari's id form (no dots, so a ratio's ``.`` is ``_``)."""
@@ -137,8 +140,14 @@ def uniform_actions(env: Any, seed: int) -> Callable[[torch.Tensor], torch.Tenso
 
 
 @torch.no_grad()
-def collect(env: Any, act: Callable[[torch.Tensor], torch.Tensor], size: int, progress: bool = False,
-            desc: str = "collect", **dataset_kwargs: Any) -> OfflineDataset:
+def collect(
+    env: Any,
+    act: Callable[[torch.Tensor], torch.Tensor],
+    size: int,
+    progress: bool = False,
+    desc: str = "collect",
+    **dataset_kwargs: Any,
+) -> OfflineDataset:
     """Roll ``act`` out on every copy of ``env`` until ``size`` transitions of whole episodes are
     recorded; the dataset holds exactly ``size`` (its last episode may end mid-way, as D4RL's)."""
     recorder = EpisodeRecorder()
@@ -206,12 +215,23 @@ def make_datasets(recipe: DatasetRecipe, log: Callable[[str], None] = print) -> 
 def _make_datasets(recipe: DatasetRecipe, out: Path, log: Callable[[str], None]) -> dict[str, Path]:
     t_start = time.perf_counter()
     needs_agent = any(lv != "random" for lv in recipe.levels)
-    seeds = {"train": recipe.seed, "random": recipe.seed + 1, "medium": recipe.seed + 2, "expert": recipe.seed + 3,
-             "ref_random": recipe.seed + 100, "ref_expert": recipe.seed + 101, "medium_eval": recipe.seed + 102}
+    seeds = {
+        "train": recipe.seed,
+        "random": recipe.seed + 1,
+        "medium": recipe.seed + 2,
+        "expert": recipe.seed + 3,
+        "ref_random": recipe.seed + 100,
+        "ref_expert": recipe.seed + 101,
+        "medium_eval": recipe.seed + 102,
+    }
     timing: dict[str, float] = {}
-    info: dict[str, Any] = {"recipe": "d4rl", "env_id": recipe.env_id, "seeds": seeds,
-                            "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(recipe).items()},
-                            "command": " ".join(sys.argv)}
+    info: dict[str, Any] = {
+        "recipe": "d4rl",
+        "env_id": recipe.env_id,
+        "seeds": seeds,
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(recipe).items()},
+        "command": " ".join(sys.argv),
+    }
 
     # 1. the behaviour agent, its checkpoints, and every training transition (medium-replay)
     recorder = EpisodeRecorder()
@@ -248,7 +268,10 @@ def _make_datasets(recipe: DatasetRecipe, out: Path, log: Callable[[str], None])
         torch.manual_seed(seeds["ref_expert"])
         ref_max = _mean_return(recipe, lambda o: agent.act(o), recipe.ref_episodes, seeds["ref_expert"])
     refs = {"ref_min_score": ref_min, "ref_max_score": ref_max}
-    log(f"reference returns over {recipe.ref_episodes} episodes: random {ref_min:.1f}" + (f", expert {ref_max:.1f}" if ref_max is not None else ""))
+    log(
+        f"reference returns over {recipe.ref_episodes} episodes: random {ref_min:.1f}"
+        + (f", expert {ref_max:.1f}" if ref_max is not None else "")
+    )
     timing["reference_seconds"] = time.perf_counter() - t0
 
     def normalized(r: float) -> float | None:
@@ -268,8 +291,10 @@ def _make_datasets(recipe: DatasetRecipe, out: Path, log: Callable[[str], None])
             if best is None or abs(c["eval_return"] - target) < abs(best["eval_return"] - target):
                 best = c
         medium = best
-        log(f"medium: checkpoint at step {medium['step']:,} (return {medium['eval_return']:.1f} over 20 episodes; "
-            f"target {target:.1f} = normalized {recipe.medium_score:.1f})")
+        log(
+            f"medium: checkpoint at step {medium['step']:,} (return {medium['eval_return']:.1f} over 20 episodes; "
+            f"target {target:.1f} = normalized {recipe.medium_score:.1f})"
+        )
 
     # 4. roll out the levels, 5. derive the others, 6. write them
     written: dict[str, Path] = {}
@@ -287,10 +312,22 @@ def _make_datasets(recipe: DatasetRecipe, out: Path, log: Callable[[str], None])
         else:
             ckpt = medium if level == "medium" else checkpoints[-1]
             policy = type(agent).load(ckpt["path"], device=recipe.device)
-            act, behaviour = (lambda o: policy.act(o)), {"policy": f"{recipe.behaviour} checkpoint (stochastic)",
-                                                         "checkpoint_step": ckpt["step"], "checkpoint": str(ckpt["path"])}
-        made[level] = collect(env, act, recipe.size, progress=recipe.progress, desc=level,
-                              metadata={**env_meta, "level": level, "behaviour": behaviour})
+            act, behaviour = (
+                (lambda o: policy.act(o)),
+                {
+                    "policy": f"{recipe.behaviour} checkpoint (stochastic)",
+                    "checkpoint_step": ckpt["step"],
+                    "checkpoint": str(ckpt["path"]),
+                },
+            )
+        made[level] = collect(
+            env,
+            act,
+            recipe.size,
+            progress=recipe.progress,
+            desc=level,
+            metadata={**env_meta, "level": level, "behaviour": behaviour},
+        )
         timing[f"{level}_seconds"] = time.perf_counter() - t0
         return made[level]
 
@@ -299,11 +336,26 @@ def _make_datasets(recipe: DatasetRecipe, out: Path, log: Callable[[str], None])
         if level in ("random", "medium", "expert"):
             data = rollout(level)
         elif level == "medium-replay":
-            data = recorder.dataset(rows=medium["rows"], metadata={**env_meta, "level": level, "behaviour": {
-                "policy": f"{recipe.behaviour} training data up to the medium checkpoint", "checkpoint_step": medium["step"]}})
+            data = recorder.dataset(
+                rows=medium["rows"],
+                metadata={
+                    **env_meta,
+                    "level": level,
+                    "behaviour": {
+                        "policy": f"{recipe.behaviour} training data up to the medium checkpoint",
+                        "checkpoint_step": medium["step"],
+                    },
+                },
+            )
         elif level == "medium-expert":
-            data = concatenate([rollout("medium"), rollout("expert")], metadata={**env_meta, "level": level, "behaviour": {
-                "policy": "medium then expert", "checkpoint_steps": [medium["step"], checkpoints[-1]["step"]]}})
+            data = concatenate(
+                [rollout("medium"), rollout("expert")],
+                metadata={
+                    **env_meta,
+                    "level": level,
+                    "behaviour": {"policy": "medium then expert", "checkpoint_steps": [medium["step"], checkpoints[-1]["step"]]},
+                },
+            )
         else:
             good_level, ratio = MIXED_LEVEL.fullmatch(level).group(1), float(MIXED_LEVEL.fullmatch(level).group(2))
             data = mix_datasets(rollout(good_level), rollout("random"), ratio, seed=recipe.seed)
@@ -312,11 +364,18 @@ def _make_datasets(recipe: DatasetRecipe, out: Path, log: Callable[[str], None])
         paths = _write(data, out, recipe.env_name.format(level=level), recipe.formats)
         returns = data.episode_returns
         card = {
-            **info, "level": level, "transitions": data.num_transitions, "episodes": data.num_episodes,
-            "terminals": int(data.terminals.sum()), "timeouts": int(data.timeouts.sum()),
-            "behaviour": data.metadata.get("behaviour"), "mix": data.metadata.get("mix"),
-            "episode_return_mean": float(returns.mean()), "episode_return_max": float(returns.max()),
-            "normalized_episode_return_mean": normalized(float(returns.mean())), **refs,
+            **info,
+            "level": level,
+            "transitions": data.num_transitions,
+            "episodes": data.num_episodes,
+            "terminals": int(data.terminals.sum()),
+            "timeouts": int(data.timeouts.sum()),
+            "behaviour": data.metadata.get("behaviour"),
+            "mix": data.metadata.get("mix"),
+            "episode_return_mean": float(returns.mean()),
+            "episode_return_max": float(returns.max()),
+            "normalized_episode_return_mean": normalized(float(returns.mean())),
+            **refs,
             "files": {k: str(p) for k, p in paths.items()},
             "seconds": {"this_level": time.perf_counter() - t0, **timing, "total_so_far": time.perf_counter() - t_start},
         }
@@ -327,8 +386,10 @@ def _make_datasets(recipe: DatasetRecipe, out: Path, log: Callable[[str], None])
         tmp.write_text(json.dumps(card, indent=1, default=str))
         tmp.replace(card_path)
         written[level] = paths.get("d4rl", next(iter(paths.values())))
-        log(f"{level}: {data.num_transitions:,} transitions, {data.num_episodes:,} episodes, mean return "
-            f"{card['episode_return_mean']:.1f} -> {written[level]}")
+        log(
+            f"{level}: {data.num_transitions:,} transitions, {data.num_episodes:,} episodes, mean return "
+            f"{card['episode_return_mean']:.1f} -> {written[level]}"
+        )
     return written
 
 

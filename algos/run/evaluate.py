@@ -98,8 +98,10 @@ def set_protocol(agent: Any, args: Args) -> dict[str, Any]:
     asked = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if not all(hasattr(agent.config, name) for name in names):
         if asked:
-            raise SystemExit(f"--act-candidates and --act-temperature apply to the generative offline algorithms "
-                             f"(DiffusionQL, EDP, ConsistencyAC, FQL); this checkpoint holds a {type(agent).__name__}")
+            raise SystemExit(
+                f"--act-candidates and --act-temperature apply to the generative offline algorithms "
+                f"(DiffusionQL, EDP, ConsistencyAC, FQL); this checkpoint holds a {type(agent).__name__}"
+            )
         return {}
     if asked.get("act_candidates", 1) > 1 and getattr(agent, "critic_target", None) is None:
         raise SystemExit(f"--act-candidates ranks candidates with a critic, and this {type(agent).__name__} checkpoint has none")
@@ -172,9 +174,15 @@ def main(args: Args) -> dict[str, Any]:
         from policyopt.algos.run.video import RecordEvalVideo
 
         env = RecordEvalVideo(env, args.video_dir or checkpoint.parent / "videos", name=lambda _: f"eval_seed{args.seed}")
-    result = {"env_id": env_id, "algo": algo, "episodes": args.episodes, "seed": args.seed, **protocol,
-              **({"stochastic": True} if args.stochastic else {}),
-              **agent.evaluate(env, seed=args.seed, deterministic=False if args.stochastic else None)}
+    result = {
+        "env_id": env_id,
+        "algo": algo,
+        "episodes": args.episodes,
+        "seed": args.seed,
+        **protocol,
+        **({"stochastic": True} if args.stochastic else {}),
+        **agent.evaluate(env, seed=args.seed, deterministic=False if args.stochastic else None),
+    }
     if args.capture_video:
         result["video"] = str(env.videos[0])
     print(json.dumps(result))
@@ -183,4 +191,3 @@ def main(args: Args) -> dict[str, Any]:
 
 def cli(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return main(tyro.cli(Args, args=argv, description=__doc__))
-

@@ -34,15 +34,18 @@ import tyro
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (an editable install): its results/ and scripts/
 from policyopt.algos.run import results_table  # noqa: E402  (the MuJoCo table's module: its table-marker reader)
+
 RESULTS = ROOT / "results" / "offline.jsonl"
 MARKER = "<!-- results:offline -->"
 STANDARD = [f"{env}-{level}-v5" for env in ("hopper", "walker2d") for level in ("medium", "medium-replay", "medium-expert")]
 MIXED = [f"{env}-{level}-v5" for env in ("hopper", "walker2d") for level in ("random-expert-0.05", "random-medium-0.05")]
 GENERATIVE = ("diffusion_bc", "diffusion_ql", "edp", "consistency_bc", "consistency_ac", "fql")
 # "generative" reruns BC, TD3+BC and IQL beside the generative methods: a table compares runs on one build of the files
-TABLES = {"standard": (("bc", "td3bc", "iql", "cql", "rebrac"), STANDARD, ("uniform",)),
-          "mixed": (("iql", "td3bc", "cql"), MIXED, ("uniform", "aw", "rw")),
-          "generative": (("bc", "td3bc", "iql", *GENERATIVE), STANDARD, ("uniform",))}
+TABLES = {
+    "standard": (("bc", "td3bc", "iql", "cql", "rebrac"), STANDARD, ("uniform",)),
+    "mixed": (("iql", "td3bc", "cql"), MIXED, ("uniform", "aw", "rw")),
+    "generative": (("bc", "td3bc", "iql", *GENERATIVE), STANDARD, ("uniform",)),
+}
 # Candidate resampling, evaluated on the generative table's final checkpoints (scripts/evaluate.py --act-candidates)
 RESAMPLE = {"algos": ("diffusion_ql", "edp", "consistency_ac", "fql"), "candidates": 50, "temperature": 1.0}
 # Gradient updates per run on this 2-core CPU (CORL runs 1M): each algorithm's at about 1-2.5 minutes.
@@ -56,21 +59,55 @@ EXTRA = {"fql": ["--algo.actor-hidden", "256", "256", "256", "--algo.critic-hidd
 # and for Consistency-AC their 100 / delta-sigma loss scaling on every dataset (they use it on
 # medium-expert) with their eta of 1 for it: without it the Q term outweighs a consistency loss of
 # ~0.001 and the critic diverges (algos/offline/generative/consistency.py)
-CONSISTENCY = {"consistency_bc": ["--algo.consistency-target", "online"],
-               "consistency_ac": ["--algo.consistency-target", "online", "--algo.scale-consistency-loss"]}
+CONSISTENCY = {
+    "consistency_bc": ["--algo.consistency-target", "online"],
+    "consistency_ac": ["--algo.consistency-target", "online", "--algo.scale-consistency-loss"],
+}
 # updates/s measured here (bench_offline.py, bench_generative.py): the order runs start in, longest first
-RATES = {"bc": 270, "td3bc": 100, "iql": 70, "rebrac": 20, "cql": 3.6, "diffusion_bc": 45, "diffusion_ql": 15, "edp": 27,
-         "consistency_bc": 45, "consistency_ac": 30, "fql": 18}
+RATES = {
+    "bc": 270,
+    "td3bc": 100,
+    "iql": 70,
+    "rebrac": 20,
+    "cql": 3.6,
+    "diffusion_bc": 45,
+    "diffusion_ql": 15,
+    "edp": 27,
+    "consistency_bc": 45,
+    "consistency_ac": 30,
+    "fql": 18,
+}
 # ReBRAC's per-dataset (actor_bc_coef, critic_bc_coef), CORL's for Gym-MuJoCo v2 (algos/offline/rebrac.py)
-REBRAC_COEFS = {"hopper-medium": (0.01, 0.01), "hopper-medium-replay": (0.05, 0.5), "hopper-medium-expert": (0.1, 0.01),
-                "walker2d-medium": (0.05, 0.1), "walker2d-medium-replay": (0.05, 0.01), "walker2d-medium-expert": (0.01, 0.01)}
+REBRAC_COEFS = {
+    "hopper-medium": (0.01, 0.01),
+    "hopper-medium-replay": (0.05, 0.5),
+    "hopper-medium-expert": (0.1, 0.01),
+    "walker2d-medium": (0.05, 0.1),
+    "walker2d-medium-replay": (0.05, 0.01),
+    "walker2d-medium-expert": (0.01, 0.01),
+}
 # CORL's final scores on D4RL's v2 files, 1M updates, mean over 4 seeds (corl-team/CORL README)
-CORL = {"bc": (53.51, 29.81, 52.30, 63.23, 21.80, 98.96), "td3bc": (60.37, 64.42, 101.17, 82.71, 85.62, 110.03),
-        "iql": (67.53, 97.43, 107.42, 80.91, 82.15, 111.72), "cql": (59.08, 95.11, 99.26, 80.75, 73.09, 109.56),
-        "rebrac": (102.29, 94.98, 109.45, 85.82, 84.25, 111.86)}
-NAMES = {"bc": "BC", "td3bc": "TD3+BC", "iql": "IQL", "cql": "CQL", "rebrac": "ReBRAC", "d3rlpy-iql": "d3rlpy IQL",
-         "diffusion_bc": "Diffusion-BC", "diffusion_ql": "Diffusion-QL", "edp": "EDP", "consistency_bc": "Consistency-BC",
-         "consistency_ac": "Consistency-AC", "fql": "FQL"}
+CORL = {
+    "bc": (53.51, 29.81, 52.30, 63.23, 21.80, 98.96),
+    "td3bc": (60.37, 64.42, 101.17, 82.71, 85.62, 110.03),
+    "iql": (67.53, 97.43, 107.42, 80.91, 82.15, 111.72),
+    "cql": (59.08, 95.11, 99.26, 80.75, 73.09, 109.56),
+    "rebrac": (102.29, 94.98, 109.45, 85.82, 84.25, 111.86),
+}
+NAMES = {
+    "bc": "BC",
+    "td3bc": "TD3+BC",
+    "iql": "IQL",
+    "cql": "CQL",
+    "rebrac": "ReBRAC",
+    "d3rlpy-iql": "d3rlpy IQL",
+    "diffusion_bc": "Diffusion-BC",
+    "diffusion_ql": "Diffusion-QL",
+    "edp": "EDP",
+    "consistency_bc": "Consistency-BC",
+    "consistency_ac": "Consistency-AC",
+    "fql": "FQL",
+}
 EVAL_EPISODES, EVAL_SEED_OFFSET = 10, 10_000
 
 # d3rlpy's IQL (CORL's settings: 256x256, batch 256, expectile 0.7, beta 3, return-based reward
@@ -164,10 +201,29 @@ def env_id_of(dataset: str) -> str:
 
 def command_for(algo: str, dataset: str, weighting: str, seed: int, dataset_dir: Path, run_dir: Path) -> list[str]:
     updates = UPDATES[algo]
-    cmd = ["python", f"scripts/train_{algo}.py", "--dataset", str(dataset_dir / f"{dataset}.hdf5"), "--env-id", env_id_of(dataset),
-           "--seed", str(seed), "--total-steps", str(updates), "--eval-every", str(updates // 2),
-           "--eval-episodes", str(EVAL_EPISODES), "--checkpoint-every", "0", "--no-progress", "--run-dir", str(run_dir),
-           "--algo.weighting", weighting]
+    cmd = [
+        "python",
+        f"scripts/train_{algo}.py",
+        "--dataset",
+        str(dataset_dir / f"{dataset}.hdf5"),
+        "--env-id",
+        env_id_of(dataset),
+        "--seed",
+        str(seed),
+        "--total-steps",
+        str(updates),
+        "--eval-every",
+        str(updates // 2),
+        "--eval-episodes",
+        str(EVAL_EPISODES),
+        "--checkpoint-every",
+        "0",
+        "--no-progress",
+        "--run-dir",
+        str(run_dir),
+        "--algo.weighting",
+        weighting,
+    ]
     coefs = REBRAC_COEFS.get(dataset.removesuffix("-v5"))
     if algo == "rebrac" and coefs is not None:
         cmd += ["--algo.actor-bc-coef", str(coefs[0]), "--algo.critic-bc-coef", str(coefs[1])]
@@ -218,10 +274,21 @@ def run(args: Run) -> None:
             print("$", shlex.join(cmd), flush=True)
             subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
             curve = eval_curve(ROOT / run_dir)
-        record = {"table": table, "algo": algo, "dataset": dataset, "weighting": weighting, "seed": seed,
-                  "updates": UPDATES[algo], "references": references(args.dataset_dir / f"{dataset}.hdf5"),
-                  "command": shlex.join(cmd), "commit": commit, "machine": machine,
-                  "seconds": round(time.perf_counter() - t0, 1) if not done else None, "curve": curve, "final": curve[-1][1]}
+        record = {
+            "table": table,
+            "algo": algo,
+            "dataset": dataset,
+            "weighting": weighting,
+            "seed": seed,
+            "updates": UPDATES[algo],
+            "references": references(args.dataset_dir / f"{dataset}.hdf5"),
+            "command": shlex.join(cmd),
+            "commit": commit,
+            "machine": machine,
+            "seconds": round(time.perf_counter() - t0, 1) if not done else None,
+            "curve": curve,
+            "final": curve[-1][1],
+        }
         _append(args.out, record)
         print(f"{algo} {dataset} {weighting} seed {seed}: final normalized {record['final']:.1f}", flush=True)
 
@@ -237,19 +304,41 @@ def reference(args: Reference) -> None:
     def one(cell: tuple) -> None:
         dataset, seed = cell
         path = args.dataset_dir / f"{dataset}.hdf5"
-        cmd = [args.d3rlpy_python, "-c", "<offline_table.D3RLPY_IQL>", str(path), env_id_of(dataset), str(UPDATES["iql"]),
-               str(seed), str(EVAL_EPISODES)]
+        cmd = [
+            args.d3rlpy_python,
+            "-c",
+            "<offline_table.D3RLPY_IQL>",
+            str(path),
+            env_id_of(dataset),
+            str(UPDATES["iql"]),
+            str(seed),
+            str(EVAL_EPISODES),
+        ]
         out = subprocess.run([args.d3rlpy_python, "-c", D3RLPY_IQL, *cmd[3:]], cwd=ROOT, capture_output=True, text=True)
         if out.returncode:
             raise SystemExit(f"d3rlpy failed on {dataset}:\n{out.stderr[-3000:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
         data = OfflineDataset.load(ROOT / path)
         score = float(data.normalized_score(result["return"]))
-        _append(args.out, {"table": "standard", "algo": "d3rlpy-iql", "dataset": dataset, "weighting": "uniform", "seed": seed,
-                           "updates": UPDATES["iql"], "references": references(path, data), "command": shlex.join(cmd),
-                           "commit": commit, "machine": machine,
-                           "seconds": round(result["seconds"], 1), "d3rlpy": result["d3rlpy"],
-                           "curve": [[UPDATES["iql"], round(score, 2)]], "final": round(score, 2)})
+        _append(
+            args.out,
+            {
+                "table": "standard",
+                "algo": "d3rlpy-iql",
+                "dataset": dataset,
+                "weighting": "uniform",
+                "seed": seed,
+                "updates": UPDATES["iql"],
+                "references": references(path, data),
+                "command": shlex.join(cmd),
+                "commit": commit,
+                "machine": machine,
+                "seconds": round(result["seconds"], 1),
+                "d3rlpy": result["d3rlpy"],
+                "curve": [[UPDATES["iql"], round(score, 2)]],
+                "final": round(score, 2),
+            },
+        )
         print(f"d3rlpy-iql {dataset} seed {seed}: final normalized {score:.1f}", flush=True)
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -267,8 +356,19 @@ def resample(args: Resample) -> None:
         for dataset in STANDARD:
             for seed in args.seeds:
                 run_dir = args.runs_root / algo / dataset / f"uniform-seed{seed}"
-                cmd = ["python", "scripts/evaluate.py", str(run_dir), "--episodes", str(EVAL_EPISODES), "--seed",
-                       str(seed + EVAL_SEED_OFFSET), "--act-candidates", str(n), "--act-temperature", str(temperature)]
+                cmd = [
+                    "python",
+                    "scripts/evaluate.py",
+                    str(run_dir),
+                    "--episodes",
+                    str(EVAL_EPISODES),
+                    "--seed",
+                    str(seed + EVAL_SEED_OFFSET),
+                    "--act-candidates",
+                    str(n),
+                    "--act-temperature",
+                    str(temperature),
+                ]
                 if not (ROOT / run_dir / "checkpoint.pt").is_file():
                     print(f"skipped {run_dir}: no checkpoint (run the generative table first)", flush=True)
                     continue
@@ -278,11 +378,25 @@ def resample(args: Resample) -> None:
                 path = args.dataset_dir / f"{dataset}.hdf5"
                 data = OfflineDataset.load(ROOT / path)
                 score = round(float(data.normalized_score(result["return_mean"])), 2)
-                _append(args.out, {"table": "generative", "algo": algo, "dataset": dataset, "weighting": "uniform", "seed": seed,
-                                   "candidates": n, "updates": UPDATES[algo], "references": references(path, data),
-                                   "command": shlex.join(cmd), "commit": commit, "machine": machine,
-                                   "seconds": round(time.perf_counter() - t0, 1), "curve": [[UPDATES[algo], score]],
-                                   "final": score})
+                _append(
+                    args.out,
+                    {
+                        "table": "generative",
+                        "algo": algo,
+                        "dataset": dataset,
+                        "weighting": "uniform",
+                        "seed": seed,
+                        "candidates": n,
+                        "updates": UPDATES[algo],
+                        "references": references(path, data),
+                        "command": shlex.join(cmd),
+                        "commit": commit,
+                        "machine": machine,
+                        "seconds": round(time.perf_counter() - t0, 1),
+                        "curve": [[UPDATES[algo], score]],
+                        "final": score,
+                    },
+                )
                 print(f"{algo} {dataset} seed {seed}, {n} candidates: final normalized {score:.1f}", flush=True)
 
 
@@ -301,18 +415,30 @@ def builds(records: list[dict], table: str) -> str:
             refs.setdefault(r["dataset"].split("-")[0], set()).add(tuple(r["references"]))
     mixed = {env: sorted(v) for env, v in refs.items() if len(v) > 1}
     if mixed:
-        raise SystemExit(f"the {table} table mixes builds of the datasets (reference returns {mixed}); rerun its cells on one build")
+        raise SystemExit(
+            f"the {table} table mixes builds of the datasets (reference returns {mixed}); rerun its cells on one build"
+        )
     return ", ".join(f"{env} {lo:g} / {hi:g}" for env, ((lo, hi),) in sorted(refs.items()))
 
 
 def score_table(records: list[dict], table: str, rows: list[tuple[str, int]], corl: bool) -> list[str]:
     """Rows ``(algo, candidates)`` of one table over the standard datasets, with a mean column."""
     short = [d.removesuffix("-v5") for d in STANDARD]
-    lines = [f"*{table.capitalize()} table, files with reference returns (random / expert): {builds(records, table)}.*", "",
-             "| algorithm (updates) | " + " | ".join(short) + " | mean |", "|---|" + "---:|" * (len(short) + 1)]
+    lines = [
+        f"*{table.capitalize()} table, files with reference returns (random / expert): {builds(records, table)}.*",
+        "",
+        "| algorithm (updates) | " + " | ".join(short) + " | mean |",
+        "|---|" + "---:|" * (len(short) + 1),
+    ]
     for algo, n in rows:
-        cells = [[r for r in records if r["table"] == table and r["algo"] == algo and r["dataset"] == d
-                  and r.get("candidates", 1) == n] for d in STANDARD]
+        cells = [
+            [
+                r
+                for r in records
+                if r["table"] == table and r["algo"] == algo and r["dataset"] == d and r.get("candidates", 1) == n
+            ]
+            for d in STANDARD
+        ]
         if not any(cells):
             continue
         finals = [sum(r["final"] for r in c) / len(c) for c in cells if c]
@@ -321,8 +447,11 @@ def score_table(records: list[dict], table: str, rows: list[tuple[str, int]], co
         label = f"{NAMES[algo]} ({updates:,})" + (f", {n} candidates" if n > 1 else "")
         lines.append(f"| {label} | " + " | ".join(_cell(c) for c in cells) + f" | {mean} |")
         if corl and algo in CORL:
-            lines.append(f"| *CORL {NAMES[algo]}, D4RL v2, 1M* | " + " | ".join(f"*{v:.1f}*" for v in CORL[algo]) +
-                         f" | *{sum(CORL[algo]) / len(CORL[algo]):.1f}* |")
+            lines.append(
+                f"| *CORL {NAMES[algo]}, D4RL v2, 1M* | "
+                + " | ".join(f"*{v:.1f}*" for v in CORL[algo])
+                + f" | *{sum(CORL[algo]) / len(CORL[algo]):.1f}* |"
+            )
     return lines
 
 
@@ -334,12 +463,23 @@ def render(records: list[dict]) -> str:
     standard = [(a, 1) for a in ("bc", "td3bc", "iql", "d3rlpy-iql", "cql", "rebrac")]
     lines = score_table(records, "standard", standard, corl=True)
     short = [d.removesuffix("-v5") for d in MIXED]
-    lines += ["", f"*Mixed table, files with reference returns (random / expert): {builds(records, 'mixed')}.*", "",
-              "| algorithm (updates), weighting | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]
+    lines += [
+        "",
+        f"*Mixed table, files with reference returns (random / expert): {builds(records, 'mixed')}.*",
+        "",
+        "| algorithm (updates), weighting | " + " | ".join(short) + " |",
+        "|---|" + "---:|" * len(short),
+    ]
     for algo in TABLES["mixed"][0]:
         for weighting in TABLES["mixed"][2]:
-            cells = [[r for r in records if r["table"] == "mixed" and r["algo"] == algo and r["weighting"] == weighting
-                      and r["dataset"] == d] for d in MIXED]
+            cells = [
+                [
+                    r
+                    for r in records
+                    if r["table"] == "mixed" and r["algo"] == algo and r["weighting"] == weighting and r["dataset"] == d
+                ]
+                for d in MIXED
+            ]
             if any(cells):
                 label = {"uniform": "uniform", "aw": "AW", "rw": "RW"}[weighting]
                 lines.append(f"| {NAMES[algo]} ({UPDATES[algo]:,}), {label} | " + " | ".join(_cell(c) for c in cells) + " |")
@@ -366,11 +506,12 @@ def main(args: Run | Reference | Resample | Render) -> None:
         if args.check is None:
             print(table)
         elif readme_table(args.check.read_text()) != table:
-            raise SystemExit(f"the tables in {args.check} differ from {args.results}; regenerate them with: "
-                             "python scripts/offline_table.py render")
+            raise SystemExit(
+                f"the tables in {args.check} differ from {args.results}; regenerate them with: "
+                "python scripts/offline_table.py render"
+            )
         else:
             print(f"{args.check} matches {args.results}")
-
 
 
 def cli(argv: list[str] | None = None) -> None:

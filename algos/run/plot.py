@@ -165,4 +165,3 @@ def main(argv: Sequence[str] | None = None) -> Path:
         raise SystemExit(f"plot.py: {e}") from None
     print(out)
     return out
-

@@ -57,8 +57,24 @@ except ImportError as e:
 
 # Settings that may differ between the seeds of one cell: bookkeeping, speed, what the final-step
 # check covers (total_steps) and the dataset's path (its name is the task); the rest of config.json must agree.
-FREE_SETTINGS = {"seed", "run_dir", "command", "resume", "progress", "torch_threads", "device", "backend", "env_compile",
-                 "compile", "checkpoint_every", "eval_every", "total_steps", "dataset", "algo", "capture_video"}
+FREE_SETTINGS = {
+    "seed",
+    "run_dir",
+    "command",
+    "resume",
+    "progress",
+    "torch_threads",
+    "device",
+    "backend",
+    "env_compile",
+    "compile",
+    "checkpoint_every",
+    "eval_every",
+    "total_steps",
+    "dataset",
+    "algo",
+    "capture_video",
+}
 
 
 class ReportError(ValueError):
@@ -115,8 +131,9 @@ def find_runs(paths: Sequence[Path]) -> list[Path]:
         if (path / CONFIG_FILE).is_file() or (path / METRICS_FILE).is_file():
             inner = [path]
         else:
-            inner = sorted({f.parent for name in (CONFIG_FILE, METRICS_FILE) for f in path.rglob(name)
-                            if not is_aside(f.relative_to(path))})  # files a restart moved aside are no run
+            inner = sorted(
+                {f.parent for name in (CONFIG_FILE, METRICS_FILE) for f in path.rglob(name) if not is_aside(f.relative_to(path))}
+            )  # files a restart moved aside are no run
             if not inner:
                 raise ReportError(f"no run directories ({CONFIG_FILE} or {METRICS_FILE}) under {path}")
         found.update((p.resolve(), p) for p in inner)
@@ -127,7 +144,7 @@ def _settings(config: dict[str, Any]) -> dict[str, Any]:
     """config.json flattened one level (``algo_config.lr``), without the settings seeds may differ in."""
     flat = {}
     for key, value in config.items():
-        for name, v in (value.items() if isinstance(value, dict) else [(None, value)]):
+        for name, v in value.items() if isinstance(value, dict) else [(None, value)]:
             if key not in FREE_SETTINGS and name not in FREE_SETTINGS:
                 flat[key if name is None else f"{key}.{name}"] = v
     return flat
@@ -159,13 +176,32 @@ def read_run(run_dir: Path, metric: str, normalized: str | None, group_by: str |
     dataset = config.get("dataset")
     task = Path(dataset).stem if isinstance(dataset, str) and dataset else env_id  # datasets of one env are tasks apart
     norm = last.get(normalized) if normalized else None
-    return Final(run_dir, algo, task, int(last["step"]), float(last[metric]),
-                 float(norm) if isinstance(norm, (int, float)) and math.isfinite(norm) else None, _settings(config))
+    return Final(
+        run_dir,
+        algo,
+        task,
+        int(last["step"]),
+        float(last[metric]),
+        float(norm) if isinstance(norm, (int, float)) and math.isfinite(norm) else None,
+        _settings(config),
+    )
 
 
 # Command-line flags that may differ between the seeds of one cell of a results file.
-FREE_FLAGS = {"--seed", "--run-dir", "--no-progress", "--progress", "--torch-threads", "--env-compile", "--backend",
-              "--checkpoint-every", "--eval-every", "--total-steps", "--dataset", "--device"}
+FREE_FLAGS = {
+    "--seed",
+    "--run-dir",
+    "--no-progress",
+    "--progress",
+    "--torch-threads",
+    "--env-compile",
+    "--backend",
+    "--checkpoint-every",
+    "--eval-every",
+    "--total-steps",
+    "--dataset",
+    "--device",
+}
 
 
 def _command_settings(command: str) -> dict[str, Any]:
@@ -201,7 +237,9 @@ def read_records(path: Path, where: Sequence[str] = ()) -> list[Final | str]:
     for number, r in latest:
         where = Path(f"{path}:{number}")
         if not r.get("curve"):
-            finals.append(f"{where}: {r['algo']} on {r.get('dataset') or r['env_id']} seed {r['seed']} has no evaluation curve, so its final step is unknown")
+            finals.append(
+                f"{where}: {r['algo']} on {r.get('dataset') or r['env_id']} seed {r['seed']} has no evaluation curve, so its final step is unknown"
+            )
             continue
         label = r["algo"] if r.get("weighting") in (None, "uniform") else f"{r['algo']}-{r['weighting']}"
         if r.get("candidates", 1) != 1:
@@ -212,10 +250,18 @@ def read_records(path: Path, where: Sequence[str] = ()) -> list[Final | str]:
             score, normalized = low + final / 100 * (high - low), final
         else:
             score, normalized = final, None
-        finals.append(Final(where, label, r.get("dataset") or r["env_id"], int(r["curve"][-1][0]), score, normalized,
-                            # a results file's tables and dataset builds (their reference scores) are not pooled
-                            {**_command_settings(r.get("command", "")), "table": r.get("table"),
-                             "references": r.get("references")}))
+        finals.append(
+            Final(
+                where,
+                label,
+                r.get("dataset") or r["env_id"],
+                int(r["curve"][-1][0]),
+                score,
+                normalized,
+                # a results file's tables and dataset builds (their reference scores) are not pooled
+                {**_command_settings(r.get("command", "")), "table": r.get("table"), "references": r.get("references")},
+            )
+        )
     return finals
 
 
@@ -233,14 +279,18 @@ def check_cell(runs: list[Final], allow_unequal_steps: bool = False) -> None:
     steps = {r.step for r in runs}
     if len(steps) > 1 and not allow_unequal_steps:
         each = ", ".join(f"{r.path} (step {r.step})" for r in runs)
-        raise ReportError(f"incomparable runs of {where}: their final evaluations are at different steps: {each}; "
-                          "finish them to one budget or pass --allow-unequal-steps")
+        raise ReportError(
+            f"incomparable runs of {where}: their final evaluations are at different steps: {each}; "
+            "finish them to one budget or pass --allow-unequal-steps"
+        )
     first = runs[0]
     for run in runs[1:]:
         for key in first.settings.keys() & run.settings.keys():  # a key of a newer config is not a difference
             if first.settings[key] != run.settings[key]:
-                raise ReportError(f"runs of {where} differ in {key}: {first.settings[key]!r} in {first.path}, "
-                                  f"{run.settings[key]!r} in {run.path}; label them apart with --group-by REGEX (results files: pick records with --where KEY=VALUE)")
+                raise ReportError(
+                    f"runs of {where} differ in {key}: {first.settings[key]!r} in {first.path}, "
+                    f"{run.settings[key]!r} in {run.path}; label them apart with --group-by REGEX (results files: pick records with --where KEY=VALUE)"
+                )
 
 
 def _mean_iqm(scores: np.ndarray) -> np.ndarray:
@@ -295,8 +345,13 @@ def improvement(finals: list[Final], a: str, b: str, reps: int, seed: int) -> st
     for name, m in zip((a, b), matrices):
         if isinstance(m, str):
             raise ReportError(f"--improvement: {name}: {m}")
-    point, ci = _seeded(seed, rly.get_interval_estimates, {"x": matrices},
-                        lambda x, y: np.array([metrics.probability_of_improvement(x, y)]), reps=reps)
+    point, ci = _seeded(
+        seed,
+        rly.get_interval_estimates,
+        {"x": matrices},
+        lambda x, y: np.array([metrics.probability_of_improvement(x, y)]),
+        reps=reps,
+    )
     lo, hi = ci["x"][:, 0]
     return f"P({a} > {b}) = {point['x'][0]:.2f} [{lo:.2f}, {hi:.2f}] over {len(tasks)} task{'s' * (len(tasks) > 1)} ({', '.join(tasks)})"
 
@@ -330,8 +385,12 @@ def report(finals: list[Final], metric: str, reps: int, seed: int) -> str:
             continue
         agg = estimate(matrix, reps, seed)
         lines.append(f"| all {len(tasks)} tasks | {algo} | {matrix.size} | | | | {_fmt(agg, 'mean')} | {_fmt(agg, 'iqm')} |")
-    lines += ["", f"*Final evaluation of each run (its last `{metric}` record); 95% percentile CIs from {reps} stratified "
-              f"bootstrap resamples over runs (rliable {version('rliable')}, seed {seed}).*", *notes]
+    lines += [
+        "",
+        f"*Final evaluation of each run (its last `{metric}` record); 95% percentile CIs from {reps} stratified "
+        f"bootstrap resamples over runs (rliable {version('rliable')}, seed {seed}).*",
+        *notes,
+    ]
     return "\n".join(lines)
 
 
@@ -341,20 +400,30 @@ def draw_profiles(finals: list[Final], out: Path, reps: int, seed: int) -> Path:
     from rliable import plot_utils
 
     tasks = sorted({r.task for r in finals})
-    matrices = {algo: score_matrix([r for r in finals if r.algo == algo], tasks, normalized=True)
-                for algo in sorted({r.algo for r in finals})}
+    matrices = {
+        algo: score_matrix([r for r in finals if r.algo == algo], tasks, normalized=True)
+        for algo in sorted({r.algo for r in finals})
+    }
     missing = {algo: m for algo, m in matrices.items() if isinstance(m, str)}
     if missing:
-        raise ReportError("--profiles needs every algorithm on every task with normalized scores: " +
-                          "; ".join(f"{algo}: {why}" for algo, why in missing.items()))
+        raise ReportError(
+            "--profiles needs every algorithm on every task with normalized scores: "
+            + "; ".join(f"{algo}: {why}" for algo, why in missing.items())
+        )
     values = np.concatenate([m.ravel() for m in matrices.values()])
     taus = np.linspace(min(values.min(), 0.0), values.max(), 101)
     # the keys are rliable's line labels
     matrices = {f"{algo} ({m.shape[0]} runs x {len(tasks)} tasks)": m for algo, m in matrices.items()}
     profiles, cis = _seeded(seed, rly.create_performance_profile, matrices, taus, reps=reps)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax, xlabel="normalized score (τ)",
-                                         ylabel="fraction of runs with score > τ")
+    plot_utils.plot_performance_profiles(
+        profiles,
+        taus,
+        performance_profile_cis=cis,
+        ax=ax,
+        xlabel="normalized score (τ)",
+        ylabel="fraction of runs with score > τ",
+    )
     ax.legend()
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -376,8 +445,9 @@ def main(args: Args) -> str:
     read += [read_run(p, args.metric, args.normalized, args.group_by) for p in (find_runs(dirs) if dirs else [])]
     incomplete = [r for r in read if isinstance(r, str)]
     if incomplete and not args.skip_incomplete:
-        raise ReportError("incomplete runs (no evaluation to report): " + "; ".join(incomplete) +
-                          "; finish them or pass --skip-incomplete")
+        raise ReportError(
+            "incomplete runs (no evaluation to report): " + "; ".join(incomplete) + "; finish them or pass --skip-incomplete"
+        )
     for why in incomplete:
         print(f"report.py: skipped incomplete run {why}", file=sys.stderr)
     finals = [r for r in read if isinstance(r, Final)]
@@ -405,4 +475,3 @@ def cli(argv: Sequence[str] | None = None) -> str:
         raise SystemExit(f"report.py: {e}") from None
     print(table)
     return table
-

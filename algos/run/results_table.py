@@ -41,16 +41,35 @@ ENVS = ("Hopper-v4", "HalfCheetah-v4", "Walker2d-v4")
 RECIPES = {
     "ppo": ["--preset", "mujoco", "--num-envs", "8", "--algo.num-steps", "256", "--env-compile"],
     "trpo": ["--preset", "mujoco", "--num-envs", "8", "--algo.num-steps", "256", "--env-compile"],
-    "trpo-annealkl": ["--preset", "mujoco", "--num-envs", "8", "--algo.num-steps", "256", "--env-compile", "--algo.anneal-max-kl"],
+    "trpo-annealkl": [
+        "--preset",
+        "mujoco",
+        "--num-envs",
+        "8",
+        "--algo.num-steps",
+        "256",
+        "--env-compile",
+        "--algo.anneal-max-kl",
+    ],
     "spo": ["--preset", "mujoco", "--num-envs", "8", "--env-compile"],
 }
 # Published 1M-step numbers the table sits beside (mean +/- standard error over 3 seeds).
 PUBLISHED = {
-    "ppo": ("CleanRL PPO, published", {"Hopper-v4": "2383 +/- 272", "HalfCheetah-v4": "1443 +/- 46", "Walker2d-v4": "2288 +/- 572"}),
-    "trpo": ("sb3-contrib TRPO, published", {"Hopper-v4": "3372 +/- 215", "HalfCheetah-v4": "1803 +/- 46", "Walker2d-v4": "4502 +/- 234"}),
+    "ppo": (
+        "CleanRL PPO, published",
+        {"Hopper-v4": "2383 +/- 272", "HalfCheetah-v4": "1443 +/- 46", "Walker2d-v4": "2288 +/- 572"},
+    ),
+    "trpo": (
+        "sb3-contrib TRPO, published",
+        {"Hopper-v4": "3372 +/- 215", "HalfCheetah-v4": "1803 +/- 46", "Walker2d-v4": "4502 +/- 234"},
+    ),
 }
-LABELS = {"ppo": "PPO (ours, `--preset mujoco`)", "trpo": "TRPO (ours, `--preset mujoco`)",
-          "trpo-annealkl": "TRPO (ours, `--preset mujoco --algo.anneal-max-kl`)", "spo": "SPO (ours, `--preset mujoco`)"}
+LABELS = {
+    "ppo": "PPO (ours, `--preset mujoco`)",
+    "trpo": "TRPO (ours, `--preset mujoco`)",
+    "trpo-annealkl": "TRPO (ours, `--preset mujoco --algo.anneal-max-kl`)",
+    "spo": "SPO (ours, `--preset mujoco`)",
+}
 
 
 @dataclass
@@ -93,9 +112,22 @@ class Render:
 
 def command_for(algo: str, env_id: str, seed: int, total_steps: int, eval_every: int, run_dir: Path) -> list[str]:
     return [
-        "python", f"scripts/train_{algo.split('-')[0]}.py", "--env-id", env_id, *RECIPES[algo], "--seed", str(seed),
-        "--total-steps", str(total_steps), "--eval-every", str(eval_every), "--eval-episodes", "10",
-        "--no-progress", "--run-dir", str(run_dir),
+        "python",
+        f"scripts/train_{algo.split('-')[0]}.py",
+        "--env-id",
+        env_id,
+        *RECIPES[algo],
+        "--seed",
+        str(seed),
+        "--total-steps",
+        str(total_steps),
+        "--eval-every",
+        str(eval_every),
+        "--eval-episodes",
+        "10",
+        "--no-progress",
+        "--run-dir",
+        str(run_dir),
     ]
 
 
@@ -112,19 +144,37 @@ def _last_time(run_dir: Path) -> float:
 
 def provenance(short: bool = False) -> tuple[str, str]:
     """The commit a run is recorded against (``-dirty`` when the library's code has uncommitted changes) and the machine."""
-    commit = subprocess.run(["git", "rev-parse", *(["--short"] if short else []), "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "algos", "nets", "buffers", "vecenvs", "scripts"],
-                                cwd=ROOT, capture_output=True, text=True).stdout.strip())
+    commit = subprocess.run(
+        ["git", "rev-parse", *(["--short"] if short else []), "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = bool(
+        subprocess.run(
+            ["git", "status", "--porcelain", "algos", "nets", "buffers", "vecenvs", "scripts"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}"
     return commit + ("-dirty" if dirty else ""), machine
 
 
-def run_record(algo: str, env_id: str, seed: int, command: str, commit: str, machine: str, seconds: float,
-               curve: list[list[float]]) -> dict:
+def run_record(
+    algo: str, env_id: str, seed: int, command: str, commit: str, machine: str, seconds: float, curve: list[list[float]]
+) -> dict:
     """One line of the results file: the run's command and provenance, its evaluation curve, final and peak return."""
-    return {"algo": algo, "env_id": env_id, "seed": seed, "command": command, "commit": commit, "machine": machine,
-            "seconds": round(seconds, 1), "curve": curve, "final": curve[-1][1], "peak": max(r for s, r in curve if s > 0)}
+    return {
+        "algo": algo,
+        "env_id": env_id,
+        "seed": seed,
+        "command": command,
+        "commit": commit,
+        "machine": machine,
+        "seconds": round(seconds, 1),
+        "curve": curve,
+        "final": curve[-1][1],
+        "peak": max(r for s, r in curve if s > 0),
+    }
 
 
 def run(args: Run) -> None:
@@ -147,7 +197,10 @@ def run(args: Run) -> None:
                 record = run_record(algo, env_id, seed, shlex.join(cmd), commit, machine, seconds, curve)
                 with args.out.open("a") as f:
                     f.write(json.dumps(record) + "\n")
-                print(f"{algo} {env_id} seed {seed}: final {record['final']:.0f}, peak {record['peak']:.0f}, {seconds:.0f} s", flush=True)
+                print(
+                    f"{algo} {env_id} seed {seed}: final {record['final']:.0f}, peak {record['peak']:.0f}, {seconds:.0f} s",
+                    flush=True,
+                )
 
 
 def record(args: Record) -> None:
@@ -161,12 +214,15 @@ def record(args: Record) -> None:
         curve = eval_curve(run_dir) if (run_dir / "metrics.jsonl").is_file() else []
         if not curve or curve[-1][0] < args.total_steps:
             reached = f"step {curve[-1][0]:,}" if curve else "no evaluation"
-            raise SystemExit(f"results_table.py record: {run_dir} is unfinished ({reached}, expected {args.total_steps:,}); "
-                             "finish it (scripts/sweep.py --resume) first")
+            raise SystemExit(
+                f"results_table.py record: {run_dir} is unfinished ({reached}, expected {args.total_steps:,}); "
+                "finish it (scripts/sweep.py --resume) first"
+            )
         algo = config["algo"].lower()
         command = shlex.join(["python", f"scripts/train_{algo}.py", *config["command"]]).replace(f"{ROOT}/", "")
-        records.append(run_record(args.label or algo, config["env_id"], config["seed"], command, commit, machine,
-                                  _last_time(run_dir), curve))
+        records.append(
+            run_record(args.label or algo, config["env_id"], config["seed"], command, commit, machine, _last_time(run_dir), curve)
+        )
     with args.out.open("a") as f:
         f.writelines(json.dumps(r) + "\n" for r in records)
     for r in records:
@@ -175,8 +231,14 @@ def record(args: Record) -> None:
 
 def run_key(record: dict) -> tuple:
     """Which run a results record is of (every results file's records: MuJoCo, offline, generative)."""
-    return (record["algo"], record.get("table"), record.get("dataset") or record["env_id"], record.get("weighting"),
-            record["seed"], record.get("candidates", 1))
+    return (
+        record["algo"],
+        record.get("table"),
+        record.get("dataset") or record["env_id"],
+        record.get("weighting"),
+        record["seed"],
+        record.get("candidates", 1),
+    )
 
 
 def latest_records(results: Path, keep: Callable[[dict], bool] = lambda r: True) -> list[tuple[int, dict]]:
@@ -244,9 +306,10 @@ def main(args: Run | Record | Render) -> None:
         print(table)
         return
     if readme_table(args.check.read_text()) != table:
-        raise SystemExit(f"the table in {args.check} differs from {args.results}; regenerate it with: python scripts/results_table.py render")
+        raise SystemExit(
+            f"the table in {args.check} differs from {args.results}; regenerate it with: python scripts/results_table.py render"
+        )
     print(f"{args.check} matches {args.results}")
-
 
 
 def cli(argv: list[str] | None = None) -> None:

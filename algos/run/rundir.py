@@ -59,11 +59,16 @@ class DirectoryLock:
         previous = _read_record(fd)
         if previous.get("pid"):  # a holder that released the lock by exiting without clearing its record
             self.stale = previous
-            warnings.warn(f"{self.path}: a stale lock of PID {previous['pid']} (since {previous.get('started', '?')}), whose "
-                          f"process is gone: its {self.what} ended without finishing; taking the directory over", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"{self.path}: a stale lock of PID {previous['pid']} (since {previous.get('started', '?')}), whose "
+                f"process is gone: its {self.what} ended without finishing; taking the directory over",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         os.ftruncate(fd, 0)
-        record = f"pid={os.getpid()}\nwhat={self.what}\nhost={socket.gethostname()}\nstarted={time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+        record = (
+            f"pid={os.getpid()}\nwhat={self.what}\nhost={socket.gethostname()}\nstarted={time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
+        )
         os.pwrite(fd, record.encode(), 0)
         os.fsync(fd)
         self._fd = fd

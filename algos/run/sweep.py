@@ -91,9 +91,16 @@ from policyopt.algos.run.train import TrainArgs  # noqa: E402
 
 
 # Run settings the sweep itself sets per trial (a --set of them would be ambiguous or break the layout).
-OWNED = {"seed": "use --seeds", "total_steps": "use --total-steps", "run_dir": "the sweep names each run's dir",
-         "resume": "use --resume", "progress": "trials never draw a progress bar", "algo": "set its fields as algo.<field>",
-         "torch_threads": "use --threads-per-trial", "dataset": "use --datasets"}
+OWNED = {
+    "seed": "use --seeds",
+    "total_steps": "use --total-steps",
+    "run_dir": "the sweep names each run's dir",
+    "resume": "use --resume",
+    "progress": "trials never draw a progress bar",
+    "algo": "set its fields as algo.<field>",
+    "torch_threads": "use --threads-per-trial",
+    "dataset": "use --datasets",
+}
 GRID_KEYS = ("algos", "envs", "datasets", "seeds", "total_steps", "settings", "algo_config")
 DONE = ("done", "resumed", "finished")  # statuses that leave a complete run
 TRIAL_LOG = "train.log"
@@ -179,6 +186,7 @@ class Trial:
 
 
 # --- the grid: file and command line ----------------------------------------------------------------
+
 
 def _choices(name: str, valid: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
@@ -300,7 +308,9 @@ def _file_overrides(data: dict[str, Any], algos: Sequence[str]) -> list[Override
             for sub, v in value.items():
                 out.append(Override(f"algo.{sub}", _file_values(v, _is_sequence(_field_hint(key, f"algo.{sub}"))), key))
         else:
-            out.append(Override(f"algo.{key}", _file_values(value, any(_is_sequence(_field_hint(a, f"algo.{key}")) for a in algos))))
+            out.append(
+                Override(f"algo.{key}", _file_values(value, any(_is_sequence(_field_hint(a, f"algo.{key}")) for a in algos)))
+            )
     return out
 
 
@@ -314,8 +324,14 @@ def load_grid(args: Args) -> Grid:
     total = pick("total_steps", None)
     if total is None:
         raise SweepError("no --total-steps (or total_steps in the --grid file): how long is each run?")
-    grid = Grid(algos, [str(e) for e in pick("envs", [])], [str(d) for d in pick("datasets", [])],
-                [int(s) for s in pick("seeds", [0])], int(total), list(overrides.values()))
+    grid = Grid(
+        algos,
+        [str(e) for e in pick("envs", [])],
+        [str(d) for d in pick("datasets", [])],
+        [int(s) for s in pick("seeds", [0])],
+        int(total),
+        list(overrides.values()),
+    )
     if not grid.algos:
         raise SweepError(f"no algorithms: pass --algos (valid: {', '.join(sorted(ALGORITHMS))})")
     if not grid.seeds or len(set(grid.seeds)) != len(grid.seeds):
@@ -327,6 +343,7 @@ def load_grid(args: Args) -> Grid:
 
 # --- checking the grid and planning its trials ----------------------------------------------------------
 
+
 def _check_key(algo: str, key: str) -> None:
     cls = ALGORITHMS[algo]
     if key.startswith("algo."):
@@ -335,8 +352,10 @@ def _check_key(algo: str, key: str) -> None:
         if name == "seed":
             raise SweepError("--set algo.seed: the seed is set by the sweep (use --seeds)")
         if name not in fields:
-            raise SweepError(f"--set {key}: {cls.__name__}'s config ({cls.config_class.__name__}) has no field "
-                             f"{name!r}{_choices(name, fields)} (ALGO:{key}=... sets a field for one algorithm's trials)")
+            raise SweepError(
+                f"--set {key}: {cls.__name__}'s config ({cls.config_class.__name__}) has no field "
+                f"{name!r}{_choices(name, fields)} (ALGO:{key}=... sets a field for one algorithm's trials)"
+            )
         return
     settings = [f.name for f in dataclasses.fields(TrainArgs)] + (["online_steps"] if cls.trains_on_dataset else [])
     if key in OWNED:
@@ -345,8 +364,10 @@ def _check_key(algo: str, key: str) -> None:
         raise SweepError(f"--set env_id: {cls.__name__} trains on the env ids of --envs")
     allowed = [s for s in settings if s not in OWNED and (s != "env_id" or cls.trains_on_dataset)]
     if key not in allowed:
-        raise SweepError(f"--set {key}: not a run setting of {cls.__name__} nor algo.<field>{_choices(key, allowed)} "
-                         f"(ALGO:{key}=... sets a key for one algorithm's trials)")
+        raise SweepError(
+            f"--set {key}: not a run setting of {cls.__name__} nor algo.<field>{_choices(key, allowed)} "
+            f"(ALGO:{key}=... sets a key for one algorithm's trials)"
+        )
 
 
 def _flags(key: str, value: Any) -> list[str]:
@@ -451,8 +472,10 @@ def plan(grid: Grid, root: Path, local: bool = True) -> list[Trial]:
     if offline and not grid.datasets:
         raise SweepError(f"{', '.join(offline)} train{'s' * (len(offline) == 1)} on datasets: pass --datasets")
     if grid.envs and not online:
-        raise SweepError(f"--envs {' '.join(grid.envs)}: no online algorithm in the grid to run on them "
-                         f"({', '.join(grid.algos)} train on --datasets; set their evaluation env with --set env_id=...)")
+        raise SweepError(
+            f"--envs {' '.join(grid.envs)}: no online algorithm in the grid to run on them "
+            f"({', '.join(grid.algos)} train on --datasets; set their evaluation env with --set env_id=...)"
+        )
     if grid.datasets and not offline:
         raise SweepError(f"--datasets: no dataset algorithm in the grid ({', '.join(grid.algos)} train on --envs)")
     if local:
@@ -472,8 +495,10 @@ def plan(grid: Grid, root: Path, local: bool = True) -> list[Trial]:
         tasks[dataset] = (task_name(dataset), dataset_env_id(dataset))
     names = [n for n, _ in tasks.values()]
     if len(set(names)) != len(names):
-        raise SweepError(f"--datasets {' '.join(grid.datasets)}: two datasets share the run-dir name "
-                         f"{next(n for n in names if names.count(n) > 1)!r}")
+        raise SweepError(
+            f"--datasets {' '.join(grid.datasets)}: two datasets share the run-dir name "
+            f"{next(n for n in names if names.count(n) > 1)!r}"
+        )
 
     trials = []
     root = root.resolve()  # Ray workers run elsewhere: every path a trial sees is absolute
@@ -488,20 +513,37 @@ def plan(grid: Grid, root: Path, local: bool = True) -> list[Trial]:
             extra = [w for k, v in chosen.items() for w in _flags(k, v)]
             derived = [] if "eval_every" in chosen else ["--eval-every", str(default_eval_every(grid.total_steps))]
             if cls.trains_on_dataset:
-                task_list = [(name, ["--dataset", str(Path(d).resolve()) if Path(d).exists() else d]
-                              + ([] if "env_id" in chosen else ["--env-id", env or ""]), d, env)
-                             for d, (name, env) in tasks.items()]
+                task_list = [
+                    (
+                        name,
+                        ["--dataset", str(Path(d).resolve()) if Path(d).exists() else d]
+                        + ([] if "env_id" in chosen else ["--env-id", env or ""]),
+                        d,
+                        env,
+                    )
+                    for d, (name, env) in tasks.items()
+                ]
             else:
                 task_list = [(env_id, ["--env-id", env_id], None, env_id) for env_id in grid.envs]
             checked = None
             for task, task_argv, dataset, env in task_list:
                 if dataset is not None and "env_id" not in chosen and not env:
-                    raise SweepError(f"--datasets {dataset}: its metadata names no env id to evaluate on; "
-                                     "set one with --set env_id=ENV (or [settings] env_id in the grid file)")
+                    raise SweepError(
+                        f"--datasets {dataset}: its metadata names no env id to evaluate on; "
+                        "set one with --set env_id=ENV (or [settings] env_id in the grid file)"
+                    )
                 for seed in grid.seeds:
                     run_dir = root / algo / task / label / f"seed{seed}"
-                    base = [*task_argv, "--seed", str(seed), "--total-steps", str(grid.total_steps),
-                            "--run-dir", str(run_dir), "--no-progress"]
+                    base = [
+                        *task_argv,
+                        "--seed",
+                        str(seed),
+                        "--total-steps",
+                        str(grid.total_steps),
+                        "--run-dir",
+                        str(run_dir),
+                        "--no-progress",
+                    ]
                     argv = (*base, *derived, *extra)
                     if checked is None:  # one parse per config: seeds and tasks do not change what it accepts
                         checked = _parse_check(cls, list(argv), f"the {algo} trials ({label})")
@@ -511,6 +553,7 @@ def plan(grid: Grid, root: Path, local: bool = True) -> list[Trial]:
 
 
 # --- the state of a run dir -------------------------------------------------------------------------------
+
 
 def checkpoint_step(run_dir: Path) -> int | None:
     """The global step of the run's checkpoint, None when it has none; a ``ValueError`` naming the file when
@@ -525,8 +568,10 @@ def checkpoint_step(run_dir: Path) -> int | None:
     try:
         return int(state["global_step"])
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{ckpt} has no integer 'global_step' (got {state.get('global_step')!r}); expected a "
-                         "checkpoint written by policyopt's training scripts") from None
+        raise ValueError(
+            f"{ckpt} has no integer 'global_step' (got {state.get('global_step')!r}); expected a "
+            "checkpoint written by policyopt's training scripts"
+        ) from None
 
 
 def readable_step(run_dir: Path) -> int | None:
@@ -558,7 +603,9 @@ def run_files(run_dir: Path) -> list[Path]:
     """What a run has written to ``run_dir`` (its train.log and earlier asides apart)."""
     if not run_dir.is_dir():
         return []
-    return [p for p in run_dir.iterdir() if p.name in (CONFIG_FILE, METRICS_FILE, "checkpoint.pt") or p.name.startswith("events.out.")]
+    return [
+        p for p in run_dir.iterdir() if p.name in (CONFIG_FILE, METRICS_FILE, "checkpoint.pt") or p.name.startswith("events.out.")
+    ]
 
 
 def move_aside(run_dir: Path, why: str) -> tuple[Path, list[str]]:
@@ -584,6 +631,7 @@ def final_eval(run_dir: Path) -> dict[str, Any]:
 
 # --- running one trial --------------------------------------------------------------------------------------
 
+
 def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
     """One trial, in whatever process runs it (a Ray worker, or this one); never raises for a failed run.
 
@@ -604,8 +652,9 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
     status, error = ("resumed" if spec["mode"] == "resume" else "done"), None
     t0 = time.perf_counter()
     with open(run_dir / TRIAL_LOG, "a", encoding="utf-8") as log:
-        log.write(f"--- sweep trial {spec['name']} ({spec['mode']}, {used} torch thread{'s' * (used > 1)}): "
-                  f"{' '.join(spec['argv'])}\n")
+        log.write(
+            f"--- sweep trial {spec['name']} ({spec['mode']}, {used} torch thread{'s' * (used > 1)}): {' '.join(spec['argv'])}\n"
+        )
         log.flush()
         try:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
@@ -615,15 +664,28 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
             traceback.print_exc(file=log)
         finally:
             torch.set_num_threads(previous)
-    return {"name": spec["name"], "status": status, "error": error, "seconds": round(time.perf_counter() - t0, 1),
-            "torch_threads": used, **final_eval(run_dir)}
+    return {
+        "name": spec["name"],
+        "status": status,
+        "error": error,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "torch_threads": used,
+        **final_eval(run_dir),
+    }
 
 
 def _spec(trial: Trial, mode: str, threads: int) -> dict[str, Any]:
     # --torch-threads too, so the run's config.json records the count the trial computes with
     argv = [*(trial.resume_argv if mode == "resume" else trial.argv), "--torch-threads", str(threads)]
-    return {"name": trial.name, "algo": trial.algo, "argv": argv, "run_dir": str(trial.run_dir), "threads": threads,
-            "cwd": os.getcwd(), "mode": mode}
+    return {
+        "name": trial.name,
+        "algo": trial.algo,
+        "argv": argv,
+        "run_dir": str(trial.run_dir),
+        "threads": threads,
+        "cwd": os.getcwd(),
+        "mode": mode,
+    }
 
 
 def split_threads(args: Args, n_trials: int, cores: int) -> int:
@@ -647,12 +709,18 @@ def trial_threads(todo: list[tuple[Trial, str]], split: int, cores: int) -> list
         if own is None or own == split:
             out.append(split)
         elif own <= cores:
-            print(f"sweep.py: {trial.name} resumes with the {own} torch threads it ran with (this sweep's split is {split}), "
-                  "so it continues exactly", flush=True)
+            print(
+                f"sweep.py: {trial.name} resumes with the {own} torch threads it ran with (this sweep's split is {split}), "
+                "so it continues exactly",
+                flush=True,
+            )
             out.append(own)
         else:
-            print(f"sweep.py: {trial.name} ran with {own} torch threads, more than the {cores} cores here; it resumes with "
-                  f"{split}, so its numbers will differ from an uninterrupted run's", flush=True)
+            print(
+                f"sweep.py: {trial.name} ran with {own} torch threads, more than the {cores} cores here; it resumes with "
+                f"{split}, so its numbers will differ from an uninterrupted run's",
+                flush=True,
+            )
             out.append(split)
     return out
 
@@ -667,29 +735,36 @@ def _ray_or_why() -> tuple[Any, str | None]:
     return ray, None
 
 
-def run_sequential(todo: list[tuple[Trial, str]], args: Args, why: str,
-                   n_trials: int) -> tuple[dict[str, dict[str, Any]], bool]:
+def run_sequential(todo: list[tuple[Trial, str]], args: Args, why: str, n_trials: int) -> tuple[dict[str, dict[str, Any]], bool]:
     """Each trial in this process, one after another; stops at Ctrl-C (the results so far, True). Each trial
     gets the torch threads Ray would give it (:func:`split_threads` over the grid's ``n_trials``), not every
     core: the same sweep then computes the same numbers in either mode."""
     cores = args.cpus or local_cores()
     split = split_threads(args, n_trials, cores)
-    print(f"sweep.py: running {len(todo)} trials one after another in this process, because {why}; {split} torch "
-          f"thread{'s' * (split > 1)} each (the split of {cores} cores over the grid's {n_trials} trials that Ray uses; "
-          "--threads-per-trial sets it); pip install -e '.[sweep]' runs them in parallel with Ray Tune", flush=True)
+    print(
+        f"sweep.py: running {len(todo)} trials one after another in this process, because {why}; {split} torch "
+        f"thread{'s' * (split > 1)} each (the split of {cores} cores over the grid's {n_trials} trials that Ray uses; "
+        "--threads-per-trial sets it); pip install -e '.[sweep]' runs them in parallel with Ray Tune",
+        flush=True,
+    )
     results = {}
     for i, ((trial, mode), threads) in enumerate(zip(todo, trial_threads(todo, split, cores)), 1):
         spec = _spec(trial, mode, threads)
-        print(f"[{i}/{len(todo)}] {trial.name} ({mode}, {threads} torch thread{'s' * (threads > 1)}): "
-              f"log in {trial.run_dir}/train.log", flush=True)
+        print(
+            f"[{i}/{len(todo)}] {trial.name} ({mode}, {threads} torch thread{'s' * (threads > 1)}): "
+            f"log in {trial.run_dir}/train.log",
+            flush=True,
+        )
         try:
             results[trial.name] = result = run_trial(spec)
         except KeyboardInterrupt:
             print("sweep.py: interrupted; the runs keep their last checkpoints: rerun with --resume", flush=True)
             return results, True
         ret = f", eval return {result['eval_return']:.1f} at step {result['eval_step']:,}" if "eval_return" in result else ""
-        print(f"[{i}/{len(todo)}] {trial.name}: {result['status']}{ret}" + (f": {result['error']}" if result["error"] else ""),
-              flush=True)
+        print(
+            f"[{i}/{len(todo)}] {trial.name}: {result['status']}{ret}" + (f": {result['error']}" if result["error"] else ""),
+            flush=True,
+        )
     return results, False
 
 
@@ -714,8 +789,11 @@ def run_ray(ray: Any, todo: list[tuple[Trial, str]], args: Args, n_trials: int) 
     threads = trial_threads(todo, split, cores)
     concurrent = max(1, min(len(todo), cores // min(threads)))
     where = f"cluster {args.address}" if args.address else "local"
-    print(f"sweep.py: running {len(todo)} trials on Ray Tune ({where}, {cores} CPUs): {concurrent} at a time, {split} torch "
-          f"thread{'s' * (split > 1)} each; logs in each run dir's train.log", flush=True)
+    print(
+        f"sweep.py: running {len(todo)} trials on Ray Tune ({where}, {cores} CPUs): {concurrent} at a time, {split} torch "
+        f"thread{'s' * (split > 1)} each; logs in each run dir's train.log",
+        flush=True,
+    )
     if run_trial.__module__ != "__main__":  # imported (tests): Ray's workers cannot import scripts/, so ship it by value
         ray.cloudpickle.register_pickle_by_value(sys.modules[run_trial.__module__])
     # A trial asks Ray for as many CPUs as it has torch threads, so Ray never runs more at once than the cores hold
@@ -727,20 +805,42 @@ def run_ray(ray: Any, todo: list[tuple[Trial, str]], args: Args, n_trials: int) 
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search([_spec(t, mode, n) for (t, mode), n in zip(todo, threads)])},
-        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent,
-                                    trial_dirname_creator=lambda t: f"{t.trial_id}-{t.config['trial']['name']}".replace("/", "_")[:120]),
-        run_config=tune.RunConfig(name=time.strftime("sweep-%Y%m%d-%H%M%S"), storage_path=str(args.root.resolve() / "_tune"),
-                                  verbose=0, failure_config=tune.FailureConfig(max_failures=0)),
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=concurrent,
+            trial_dirname_creator=lambda t: f"{t.trial_id}-{t.config['trial']['name']}".replace("/", "_")[:120],
+        ),
+        run_config=tune.RunConfig(
+            name=time.strftime("sweep-%Y%m%d-%H%M%S"),
+            storage_path=str(args.root.resolve() / "_tune"),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
     )
     results, interrupted = {}, False
     try:
         for r in tuner.fit():
             name = r.config["trial"]["name"]
             if r.error is not None:  # the worker itself died (run_trial reports ordinary failures)
-                results[name] = {"name": name, "status": "failed", "error": f"{type(r.error).__name__}: {r.error}".splitlines()[0][:300]}
+                results[name] = {
+                    "name": name,
+                    "status": "failed",
+                    "error": f"{type(r.error).__name__}: {r.error}".splitlines()[0][:300],
+                }
             elif r.metrics and "status" in r.metrics:
-                results[name] = {k: r.metrics[k] for k in ("name", "status", "error", "seconds", "torch_threads", "eval_step",
-                                                           "eval_return", "eval_normalized_score") if k in r.metrics}
+                results[name] = {
+                    k: r.metrics[k]
+                    for k in (
+                        "name",
+                        "status",
+                        "error",
+                        "seconds",
+                        "torch_threads",
+                        "eval_step",
+                        "eval_return",
+                        "eval_normalized_score",
+                    )
+                    if k in r.metrics
+                }
             else:  # stopped before it returned: Tune catches Ctrl-C, stops the trials and returns
                 interrupted = True
     except KeyboardInterrupt:
@@ -753,6 +853,7 @@ def run_ray(ray: Any, todo: list[tuple[Trial, str]], args: Args, n_trials: int) 
 
 # --- the sweep ---------------------------------------------------------------------------------------------
 
+
 def prepare(trials: list[Trial], resume: bool) -> tuple[list[tuple[Trial, str]], dict[str, dict[str, Any]]]:
     """Each trial's mode (fresh or resume), and the finished ones' summary rows. A run with no checkpoint to
     continue from (none yet, or one that cannot be read) restarts, its files moved aside first, never deleted.
@@ -760,8 +861,10 @@ def prepare(trials: list[Trial], resume: bool) -> tuple[list[tuple[Trial, str]],
     taken = [t for t in trials if run_files(t.run_dir)]
     if taken and not resume:
         shown = "; ".join(str(t.run_dir) for t in taken[:3]) + (f"; and {len(taken) - 3} more" if len(taken) > 3 else "")
-        raise SweepError(f"{len(taken)} of the {len(trials)} run dirs already hold runs ({shown}): pass --resume to continue "
-                         "them (finished ones are skipped), or another --root")
+        raise SweepError(
+            f"{len(taken)} of the {len(trials)} run dirs already hold runs ({shown}): pass --resume to continue "
+            "them (finished ones are skipped), or another --root"
+        )
     todo, finished = [], {}
     for t in trials:
         try:
@@ -769,14 +872,21 @@ def prepare(trials: list[Trial], resume: bool) -> tuple[list[tuple[Trial, str]],
         except ValueError as e:
             step, unreadable = None, str(e).splitlines()[0][:300]
         if step is not None and step >= t.target:
-            finished[t.name] = {"name": t.name, "status": "finished", "error": None,
-                                "torch_threads": recorded_threads(t.run_dir), **final_eval(t.run_dir)}
+            finished[t.name] = {
+                "name": t.name,
+                "status": "finished",
+                "error": None,
+                "torch_threads": recorded_threads(t.run_dir),
+                **final_eval(t.run_dir),
+            }
         elif step is not None:
             todo.append((t, "resume"))
         else:
             if run_files(t.run_dir):  # nothing to continue from; what it wrote stays readable beside the new run
                 why = "unreadable-checkpoint" if unreadable else "stopped-before-checkpoint"
-                cause = f"its checkpoint cannot be read ({unreadable})" if unreadable else "it stopped before its first checkpoint"
+                cause = (
+                    f"its checkpoint cannot be read ({unreadable})" if unreadable else "it stopped before its first checkpoint"
+                )
                 aside, moved = move_aside(t.run_dir, why)
                 note = f"{t.name}: {cause}; moved {', '.join(moved)} to {aside} (nothing deleted); starting it again from step 0"
                 print(f"sweep.py: {note}", flush=True)
@@ -793,9 +903,16 @@ def summarize(trials: list[Trial], results: dict[str, dict[str, Any]]) -> list[d
         row = results.get(t.name)
         if row is None:
             step = readable_step(t.run_dir)
-            status = "not started" if step is None and not run_files(t.run_dir) else f"unfinished (step {step or 0:,} of {t.target:,})"
-            row = {"name": t.name, "status": status, "error": None, "torch_threads": recorded_threads(t.run_dir),
-                   **final_eval(t.run_dir)}
+            status = (
+                "not started" if step is None and not run_files(t.run_dir) else f"unfinished (step {step or 0:,} of {t.target:,})"
+            )
+            row = {
+                "name": t.name,
+                "status": status,
+                "error": None,
+                "torch_threads": recorded_threads(t.run_dir),
+                **final_eval(t.run_dir),
+            }
         rows.append({**row, "run_dir": str(t.run_dir)})
     return rows
 
@@ -822,7 +939,9 @@ def main(args: Args) -> tuple[list[dict[str, Any]], bool]:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise SweepError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not args.address and args.threads_per_trial and args.threads_per_trial > (args.cpus or local_cores()):
-        raise SweepError(f"--threads-per-trial {args.threads_per_trial} is more than the {args.cpus or local_cores()} cores (--cpus)")
+        raise SweepError(
+            f"--threads-per-trial {args.threads_per_trial} is more than the {args.cpus or local_cores()} cores (--cpus)"
+        )
     grid = load_grid(args)
     trials = plan(grid, args.root, local=not args.address)
     if args.dry_run:
@@ -843,15 +962,19 @@ def main(args: Args) -> tuple[list[dict[str, Any]], bool]:
         if finished:
             print(f"sweep.py: {len(finished)} of {len(trials)} runs already finished; skipping them")
         if todo:
-            ran, interrupted = (run_sequential(todo, args, why, len(trials)) if ray is None
-                                else run_ray(ray, todo, args, len(trials)))
+            ran, interrupted = (
+                run_sequential(todo, args, why, len(trials)) if ray is None else run_ray(ray, todo, args, len(trials))
+            )
             results.update(ran)
         rows = summarize(trials, results)
     print(table(rows))
     bad = [r for r in rows if r["status"] not in DONE]
     if bad:
-        print(f"sweep.py: {len(bad)} of {len(rows)} trials did not finish (each run dir's train.log says why); "
-              "fix the cause and rerun with --resume to continue them from their checkpoints", flush=True)
+        print(
+            f"sweep.py: {len(bad)} of {len(rows)} trials did not finish (each run dir's train.log says why); "
+            "fix the cause and rerun with --resume to continue them from their checkpoints",
+            flush=True,
+        )
     return rows, interrupted
 
 
@@ -867,4 +990,3 @@ def cli(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     if any(r["status"] not in DONE for r in rows):
         raise SystemExit(1)
     return rows
-

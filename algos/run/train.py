@@ -70,8 +70,19 @@ class TrainArgs:
 
 
 # What --resume takes from the run's config.json: everything that makes it the same run.
-RUN_SETTINGS = ("env_id", "num_envs", "device", "seed", "backend", "eval_every", "eval_episodes",
-                "checkpoint_every", "env_compile", "preset", "dataset")
+RUN_SETTINGS = (
+    "env_id",
+    "num_envs",
+    "device",
+    "seed",
+    "backend",
+    "eval_every",
+    "eval_episodes",
+    "checkpoint_every",
+    "env_compile",
+    "preset",
+    "dataset",
+)
 # What --resume also takes from it unless the command line says otherwise.
 RESUME_DEFAULTS = ("total_steps", "online_steps", "torch_threads")
 
@@ -82,18 +93,28 @@ def _args_class(algo_cls: type[Algorithm], description: str | None) -> type[Trai
     presets = ", ".join(sorted(PRESETS.get(config_cls.__name__, {}))) or "none"
     num_envs_help = f"env copies stepped together; {algo_cls.num_envs_help}"
     preset_help = f"start from a named hyperparameter preset of {algo_cls.__name__}: {presets} (algos/core/presets.py)"
-    fields = [("num_envs", Annotated[int, tyro.conf.arg(help=num_envs_help)], field(default=algo_cls.default_num_envs)),
-              ("preset", Annotated[str | None, tyro.conf.arg(help=preset_help)], field(default=None)),
-              ("algo", config_cls, field(default_factory=config_cls))]
+    fields = [
+        ("num_envs", Annotated[int, tyro.conf.arg(help=num_envs_help)], field(default=algo_cls.default_num_envs)),
+        ("preset", Annotated[str | None, tyro.conf.arg(help=preset_help)], field(default=None)),
+        ("algo", config_cls, field(default_factory=config_cls)),
+    ]
     if algo_cls.trains_on_dataset:
-        dataset_help = ("the dataset to train on: a D4RL hdf5 file, a Minari directory or an .npz, a local Minari id "
-                        "(mujoco/hopper/medium-v0) or a D4RL name in D4RL's cache (hopper-medium-v2)")
-        eval_help = "gradient updates (online: env steps) between deterministic evaluations (0: never); --env-id is the evaluation env"
-        online_help = ("offline-to-online: after --total-steps gradient updates, this many env steps on --env-id (num-envs "
-                       "copies, seed --seed), one update per transition on the dataset mixed with the agent's own; may change on --resume")
-        fields[:0] = [("dataset", Annotated[str | None, tyro.conf.arg(help=dataset_help)], field(default=None)),
-                      ("eval_every", Annotated[int, tyro.conf.arg(help=eval_help)], field(default=5_000)),
-                      ("online_steps", Annotated[int, tyro.conf.arg(help=online_help)], field(default=0))]
+        dataset_help = (
+            "the dataset to train on: a D4RL hdf5 file, a Minari directory or an .npz, a local Minari id "
+            "(mujoco/hopper/medium-v0) or a D4RL name in D4RL's cache (hopper-medium-v2)"
+        )
+        eval_help = (
+            "gradient updates (online: env steps) between deterministic evaluations (0: never); --env-id is the evaluation env"
+        )
+        online_help = (
+            "offline-to-online: after --total-steps gradient updates, this many env steps on --env-id (num-envs "
+            "copies, seed --seed), one update per transition on the dataset mixed with the agent's own; may change on --resume"
+        )
+        fields[:0] = [
+            ("dataset", Annotated[str | None, tyro.conf.arg(help=dataset_help)], field(default=None)),
+            ("eval_every", Annotated[int, tyro.conf.arg(help=eval_help)], field(default=5_000)),
+            ("online_steps", Annotated[int, tyro.conf.arg(help=online_help)], field(default=0)),
+        ]
     args_cls = dataclasses.make_dataclass(
         f"{algo_cls.__name__}Args",
         fields,
@@ -135,10 +156,16 @@ def _parse_resume(algo_cls: type[Algorithm], args_cls: type[TrainArgs], first: T
     own = {f: record[f] for f in RUN_SETTINGS + RESUME_DEFAULTS if f in record and hasattr(first, f)}
     saved = dataclasses.replace(first, run_dir=run_dir, **own, algo=record["algo_config"])
     args = tyro.cli(args_cls, args=argv, default=saved)
-    clash = [f"--{f.replace('_', '-')} {getattr(args, f)!r} (the run: {getattr(saved, f)!r})"
-             for f in RUN_SETTINGS if hasattr(args, f) and getattr(args, f) != getattr(saved, f)]
-    clash += [f"{f.name}={getattr(args.algo, f.name)!r} (checkpoint: {getattr(saved.algo, f.name)!r})"
-              for f in dataclasses.fields(saved.algo) if getattr(args.algo, f.name) != getattr(saved.algo, f.name)]
+    clash = [
+        f"--{f.replace('_', '-')} {getattr(args, f)!r} (the run: {getattr(saved, f)!r})"
+        for f in RUN_SETTINGS
+        if hasattr(args, f) and getattr(args, f) != getattr(saved, f)
+    ]
+    clash += [
+        f"{f.name}={getattr(args.algo, f.name)!r} (checkpoint: {getattr(saved.algo, f.name)!r})"
+        for f in dataclasses.fields(saved.algo)
+        if getattr(args.algo, f.name) != getattr(saved.algo, f.name)
+    ]
     if clash:
         raise ValueError(
             f"--resume continues the run in {run_dir} with the settings in its {CONFIG_FILE} and checkpoint; the command "
@@ -154,25 +181,34 @@ def read_run_config(algo_cls: type[Algorithm], args_cls: type[TrainArgs], config
     records a run; editing it cannot change one). ``algo_config`` comes back as the config object."""
     record = read_json(config_file, f"a training run's {CONFIG_FILE}")
     if not isinstance(record, dict) or not isinstance(record.get("algo_config"), dict):
-        raise ValueError(f"{config_file} must be a JSON object with an 'algo_config' object (the algorithm's settings), "
-                         f"as the training scripts write it; got {str(record)[:200]}")
+        raise ValueError(
+            f"{config_file} must be a JSON object with an 'algo_config' object (the algorithm's settings), "
+            f"as the training scripts write it; got {str(record)[:200]}"
+        )
     taken = {f: record[f] for f in RUN_SETTINGS + RESUME_DEFAULTS if f in record and f in args_cls.__dataclass_fields__}
     config_from_dict(args_cls, taken, str(config_file))  # type-checks each setting, naming the key
     config_cls = algo_cls.config_class
     known = sorted(PRESETS.get(config_cls.__name__, {}))
     if record.get("preset") is not None and record["preset"] not in known:
-        raise ValueError(f"{config_file}: 'preset' is {record['preset']!r}, which {algo_cls.__name__} does not have; "
-                         f"its presets are {known or 'none'}")
+        raise ValueError(
+            f"{config_file}: 'preset' is {record['preset']!r}, which {algo_cls.__name__} does not have; "
+            f"its presets are {known or 'none'}"
+        )
     config = config_from_dict(config_cls, record["algo_config"], f"{config_file}'s algo_config")
     ckpt = config_file.parent / "checkpoint.pt"
     if ckpt.is_file():
         stored = config_from_dict(config_cls, load_checkpoint(ckpt, mmap=True)["config"], f"{ckpt}'s config")
-        edited = [f"{f.name}: {getattr(config, f.name)!r} in {CONFIG_FILE}, {getattr(stored, f.name)!r} in the checkpoint"
-                  for f in dataclasses.fields(config) if getattr(config, f.name) != getattr(stored, f.name)]
+        edited = [
+            f"{f.name}: {getattr(config, f.name)!r} in {CONFIG_FILE}, {getattr(stored, f.name)!r} in the checkpoint"
+            for f in dataclasses.fields(config)
+            if getattr(config, f.name) != getattr(stored, f.name)
+        ]
         if edited:
-            raise ValueError(f"{config_file} disagrees with {ckpt} ({'; '.join(edited)}): {CONFIG_FILE} records the run and "
-                             "cannot change it. Restore those values to resume, or start a new run (another --run-dir) "
-                             "with the new settings")
+            raise ValueError(
+                f"{config_file} disagrees with {ckpt} ({'; '.join(edited)}): {CONFIG_FILE} records the run and "
+                "cannot change it. Restore those values to resume, or start a new run (another --run-dir) "
+                "with the new settings"
+            )
     return {**record, "algo_config": config}
 
 
@@ -193,8 +229,10 @@ def build_agent(algo_cls: type[Algorithm], args: TrainArgs, resume_from: Path | 
     or a D4RL name), checked against ``--env-id``'s spaces, whose bounds it takes."""
     if algo_cls.trains_on_dataset:
         if not getattr(args, "dataset", None):
-            raise ValueError(f"{algo_cls.__name__} trains from a dataset: pass --dataset PATH (a D4RL hdf5 file, a Minari "
-                             "directory, an .npz), a Minari id or a D4RL name")
+            raise ValueError(
+                f"{algo_cls.__name__} trains from a dataset: pass --dataset PATH (a D4RL hdf5 file, a Minari "
+                "directory, an .npz), a Minari id or a D4RL name"
+            )
         dataset = load_dataset(args.dataset, device=args.device)
         env = vecenvs.make(args.env_id, num_envs=1, device=args.device)
         dataset.check_env(env)
@@ -203,22 +241,27 @@ def build_agent(algo_cls: type[Algorithm], args: TrainArgs, resume_from: Path | 
         return algo_cls.load(resume_from, dataset=dataset) if resume_from is not None else algo_cls(dataset, args.algo)
     world = distributed.current()  # only the on-policy family runs under torchrun (distributed.check_launch)
     if world is not None:
-        args = dataclasses.replace(args, num_envs=world.local_num_envs(args.num_envs), seed=world.rank_seed(args.seed),
-                                   device=str(world.device))
+        args = dataclasses.replace(
+            args, num_envs=world.local_num_envs(args.num_envs), seed=world.rank_seed(args.seed), device=str(world.device)
+        )
     env_kwargs = {"compile": True} if args.env_compile else {}
-    env = vecenvs.make(args.env_id, num_envs=args.num_envs, device=args.device, seed=args.seed, backend=args.backend, **env_kwargs)
+    env = vecenvs.make(
+        args.env_id, num_envs=args.num_envs, device=args.device, seed=args.seed, backend=args.backend, **env_kwargs
+    )
     return algo_cls.load(resume_from, env=env) if resume_from is not None else algo_cls(env, args.algo)
 
 
 def check_args(args: TrainArgs) -> None:
     """Reject nonsensical values before anything is built or written."""
-    rules = [("total_steps", args.total_steps >= 1, "a positive number of env steps"),
-             ("num_envs", args.num_envs >= 1, "a positive number of env copies"),
-             ("eval_every", args.eval_every >= 0, "env steps between evaluations, >= 0 (0: never)"),
-             ("eval_episodes", args.eval_episodes >= 1, "a positive number of episodes"),
-             ("checkpoint_every", args.checkpoint_every >= 0, "env steps between checkpoints, >= 0 (0: only at the end)"),
-             ("torch_threads", args.torch_threads >= 0, "a number of threads, >= 0 (0: torch's default)"),
-             ("online_steps", getattr(args, "online_steps", 0) >= 0, "a number of env steps, >= 0 (0: offline only)")]
+    rules = [
+        ("total_steps", args.total_steps >= 1, "a positive number of env steps"),
+        ("num_envs", args.num_envs >= 1, "a positive number of env copies"),
+        ("eval_every", args.eval_every >= 0, "env steps between evaluations, >= 0 (0: never)"),
+        ("eval_episodes", args.eval_episodes >= 1, "a positive number of episodes"),
+        ("checkpoint_every", args.checkpoint_every >= 0, "env steps between checkpoints, >= 0 (0: only at the end)"),
+        ("torch_threads", args.torch_threads >= 0, "a number of threads, >= 0 (0: torch's default)"),
+        ("online_steps", getattr(args, "online_steps", 0) >= 0, "a number of env steps, >= 0 (0: offline only)"),
+    ]
     for name, ok, expected in rules:
         if not ok:
             raise ValueError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(args, name)}")
@@ -240,8 +283,15 @@ def train(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str] = ()) 
         return _train_locked(algo_cls, args, argv, run_dir, world, is_main, eval_env_kwargs)
 
 
-def _train_locked(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str], run_dir: Path,
-                  world: distributed.World | None, is_main: bool, eval_env_kwargs: dict[str, Any]) -> Algorithm:
+def _train_locked(
+    algo_cls: type[Algorithm],
+    args: TrainArgs,
+    argv: Sequence[str],
+    run_dir: Path,
+    world: distributed.World | None,
+    is_main: bool,
+    eval_env_kwargs: dict[str, Any],
+) -> Algorithm:
     ckpt = run_dir / "checkpoint.pt"
     if is_main:
         for leftover in remove_temporary_files(run_dir, (f".{ckpt.name}.*.tmp",)):
@@ -249,14 +299,18 @@ def _train_locked(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str
     started = ckpt.is_file() or (run_dir / METRICS_FILE).exists()
     if not args.resume and ckpt.is_file():
         # a new run would mix its metrics with the old ones and overwrite the old checkpoint
-        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir "
-                              "(or delete that directory) to start a new one")
+        raise FileExistsError(
+            f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir "
+            "(or delete that directory) to start a new one"
+        )
     if started and not ckpt.is_file():
         # stopped before its first checkpoint: nothing to resume, so it starts again, its files kept aside
         aside = move_aside(run_dir, "stopped-before-checkpoint")[0] if is_main else None
         if is_main:
-            print(f"{run_dir} holds a run that stopped before its first checkpoint; starting it again from step 0 "
-                  f"(its files were moved to {aside})")
+            print(
+                f"{run_dir} holds a run that stopped before its first checkpoint; starting it again from step 0 "
+                f"(its files were moved to {aside})"
+            )
         args = dataclasses.replace(args, resume=False)
     elif args.resume and not ckpt.is_file():
         raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
@@ -267,12 +321,23 @@ def _train_locked(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str
         print(f"resumed {algo_cls.__name__} from {ckpt} at env step {agent.global_step:,}")
     eval_env = None
     if args.eval_every and is_main:
-        eval_env = vecenvs.make(args.env_id, num_envs=args.eval_episodes, device=args.device, seed=args.seed + 10_000, backend=args.backend,
-                                **eval_env_kwargs)
+        eval_env = vecenvs.make(
+            args.env_id,
+            num_envs=args.eval_episodes,
+            device=args.device,
+            seed=args.seed + 10_000,
+            backend=args.backend,
+            **eval_env_kwargs,
+        )
     settings = {k: v for k, v in dataclasses.asdict(args).items() if k != "algo"}
-    record = {"algo": algo_cls.__name__, **_jsonable(settings), "algo_config": _jsonable(dataclasses.asdict(agent.config)),
-              "command": list(argv), "world_size": 1 if world is None else world.size,
-              "torch_threads_used": torch.get_num_threads()}  # threads change results as well as speed
+    record = {
+        "algo": algo_cls.__name__,
+        **_jsonable(settings),
+        "algo_config": _jsonable(dataclasses.asdict(agent.config)),
+        "command": list(argv),
+        "world_size": 1 if world is None else world.size,
+        "torch_threads_used": torch.get_num_threads(),
+    }  # threads change results as well as speed
     run_logger = RunLogger(run_dir, config=record, resume_step=agent.global_step if args.resume else None) if is_main else None
     with run_logger or contextlib.nullcontext() as logger:
         t0 = time.perf_counter()
@@ -280,14 +345,22 @@ def _train_locked(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str
             from policyopt.algos.run.video import RecordEvalVideo
 
             eval_env = RecordEvalVideo(eval_env, run_dir / "videos", step=lambda: agent.global_step, writer=logger.writer)
-        learn = dict(logger=logger, eval_env=eval_env, eval_every=args.eval_every, checkpoint_path=ckpt,
-                     checkpoint_every=args.checkpoint_every, progress=args.progress and is_main, eval_seed=args.seed + 10_000)
+        learn = dict(
+            logger=logger,
+            eval_env=eval_env,
+            eval_every=args.eval_every,
+            checkpoint_path=ckpt,
+            checkpoint_every=args.checkpoint_every,
+            progress=args.progress and is_main,
+            eval_seed=args.seed + 10_000,
+        )
         online_steps = getattr(args, "online_steps", 0)
         if not getattr(agent, "resumes_online", False):  # an online checkpoint has finished its offline phase
             agent.learn(args.total_steps, **learn)
         if online_steps:
-            agent.go_online(vecenvs.make(args.env_id, num_envs=args.num_envs, device=args.device, seed=args.seed,
-                                         backend=args.backend))
+            agent.go_online(
+                vecenvs.make(args.env_id, num_envs=args.num_envs, device=args.device, seed=args.seed, backend=args.backend)
+            )
             agent.learn(args.total_steps + online_steps, **learn)
         elapsed = time.perf_counter() - t0
         # the final policy's return for the summary (and its video, while the TensorBoard writer is open)
@@ -307,8 +380,10 @@ def _train_locked(algo_cls: type[Algorithm], args: TrainArgs, argv: Sequence[str
 def _check_capture_video(args: TrainArgs) -> dict[str, Any]:
     """Fail before anything is built when ``--capture-video`` cannot work; the eval env's extra ``vecenvs.make`` kwargs."""
     if not args.eval_every:
-        raise ValueError("--capture-video records evaluation episodes, and --eval-every 0 turns evaluation off; "
-                         "pass --eval-every N (env steps between evaluations)")
+        raise ValueError(
+            "--capture-video records evaluation episodes, and --eval-every 0 turns evaluation off; "
+            "pass --eval-every N (env steps between evaluations)"
+        )
     from policyopt.algos.run.video import check_capture
 
     return check_capture(args.env_id, device=args.device, backend=args.backend)
@@ -319,8 +394,9 @@ def main(algo_cls: type[Algorithm], argv: list[str] | None = None) -> Algorithm:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(algo_cls, argv)
     # under torchrun: reject what cannot run data-parallel before joining the process group
-    distributed.check_launch(algo_cls, args.num_envs, getattr(args.algo, "num_steps", None),
-                             getattr(args.algo, "num_minibatches", None))
+    distributed.check_launch(
+        algo_cls, args.num_envs, getattr(args.algo, "num_steps", None), getattr(args.algo, "num_minibatches", None)
+    )
     if args.torch_threads > 0:  # train() checks the values before anything is built or written
         torch.set_num_threads(args.torch_threads)
     distributed.init(args.device)  # initialises nothing unless torchrun launched several processes

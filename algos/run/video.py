@@ -51,8 +51,9 @@ def require_encoder() -> Any:
         except ImportError:
             missing.append({"imageio_ffmpeg": "imageio-ffmpeg", "PIL": "pillow"}[module])
     if missing:
-        raise RenderingUnavailable(f"video capture encodes with {' and '.join(missing)}, which is not installed; "
-                                   f"install it with: {INSTALL_VIDEO}")
+        raise RenderingUnavailable(
+            f"video capture encodes with {' and '.join(missing)}, which is not installed; install it with: {INSTALL_VIDEO}"
+        )
     imageio_ffmpeg = importlib.import_module("imageio_ffmpeg")
     try:
         imageio_ffmpeg.get_ffmpeg_exe()
@@ -91,8 +92,16 @@ def write_mp4(path: str | Path, frames: Sequence[np.ndarray], fps: int) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = (s - s % 2 for s in frames[0].shape[:2])  # yuv420p needs even sides
-    writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-                                         macro_block_size=1, quality=7, ffmpeg_log_level="error")
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (w, h),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        macro_block_size=1,
+        quality=7,
+        ffmpeg_log_level="error",
+    )
     writer.send(None)  # start the ffmpeg process
     try:
         for frame in frames:
@@ -102,8 +111,9 @@ def write_mp4(path: str | Path, frames: Sequence[np.ndarray], fps: int) -> Path:
     return path
 
 
-def add_tensorboard_video(writer: Any, tag: str, frames: Sequence[np.ndarray], step: int, fps: int,
-                          max_side: int = TENSORBOARD_MAX_SIDE) -> None:
+def add_tensorboard_video(
+    writer: Any, tag: str, frames: Sequence[np.ndarray], step: int, fps: int, max_side: int = TENSORBOARD_MAX_SIDE
+) -> None:
     """Add ``frames`` to a ``torch.utils.tensorboard.SummaryWriter`` as a video (animated GIF image) summary,
     subsampled by a whole factor so that no side exceeds ``max_side`` pixels."""
     from PIL import Image
@@ -130,9 +140,17 @@ class RecordEvalVideo(TorchVecEnvWrapper):
     ``videos`` lists the files written, ``lengths`` their frame counts.
     """
 
-    def __init__(self, env: VectorEnv, video_dir: str | Path, step: Callable[[], int] = lambda: 0,
-                 writer: Any = None, tag: str = VIDEO_TAG, name: Callable[[int], str] = lambda n: f"step_{n}",
-                 width: int = 480, height: int = 480) -> None:
+    def __init__(
+        self,
+        env: VectorEnv,
+        video_dir: str | Path,
+        step: Callable[[], int] = lambda: 0,
+        writer: Any = None,
+        tag: str = VIDEO_TAG,
+        name: Callable[[int], str] = lambda n: f"step_{n}",
+        width: int = 480,
+        height: int = 480,
+    ) -> None:
         super().__init__(env)
         require_encoder()
         self.renderer = make_renderer(env, 0, width=width, height=height)

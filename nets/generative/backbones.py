@@ -107,8 +107,9 @@ class ConditionalResidualMLP(RecordsInit, nn.Module):
 BACKBONES: dict[str, type[nn.Module]] = {"mlp": ConditionalMLP, "resmlp": ConditionalResidualMLP}
 
 
-def make_backbone(kind: str, obs_dim: int, act_dim: int, hidden: Sequence[int], activation: str,
-                  time_dim: int, time_embedding: str) -> nn.Module:
+def make_backbone(
+    kind: str, obs_dim: int, act_dim: int, hidden: Sequence[int], activation: str, time_dim: int, time_embedding: str
+) -> nn.Module:
     """The backbone named ``kind`` (a key of ``BACKBONES``)."""
     try:
         cls = BACKBONES[kind]

@@ -35,16 +35,25 @@ class GenerativePolicy(RecordsInit, nn.Module):
     default_steps: int
     max_steps: int | None  # None: any step count >= 1 (continuous time)
 
-    def __init__(self, obs_dim: int, act_dim: int, backbone: str, hidden: Sequence[int], activation: str,
-                 time_dim: int, time_embedding: str) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        backbone: str,
+        hidden: Sequence[int],
+        activation: str,
+        time_dim: int,
+        time_embedding: str,
+    ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.net = make_backbone(backbone, self.obs_dim, self.act_dim, hidden, activation, time_dim, time_embedding)
 
     # ---- the shared interface -------------------------------------------------------------
 
-    def sample(self, obs: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
-               grad: bool = False) -> Tensor:
+    def sample(
+        self, obs: Tensor, steps: int | None = None, generator: torch.Generator | None = None, grad: bool = False
+    ) -> Tensor:
         """Actions ``[B, act_dim]`` in ``[-1, 1]`` drawn from fresh noise with ``steps`` network calls."""
         raise NotImplementedError
 

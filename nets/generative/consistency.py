@@ -85,8 +85,15 @@ class ConsistencyPolicy(GenerativePolicy):
         """The ``N`` Karras boundaries ``sigma_0 < ... < sigma_{N-1}`` of consistency training."""
         return karras_sigmas(num_scales or self.num_scales, self.sigma_min, self.sigma_max, self.rho)
 
-    def bc_loss(self, obs: Tensor, actions: Tensor, target: nn.Module | None = None, num_scales: int | None = None,
-                generator: torch.Generator | None = None, scale_by_gap: bool = False) -> Tensor:
+    def bc_loss(
+        self,
+        obs: Tensor,
+        actions: Tensor,
+        target: nn.Module | None = None,
+        num_scales: int | None = None,
+        generator: torch.Generator | None = None,
+        scale_by_gap: bool = False,
+    ) -> Tensor:
         """Consistency training: ``d(f_theta(a + sigma_{n+1} z, sigma_{n+1}), f_target(a + sigma_n z, sigma_n))`` with
         ``n ~ U{0..N-2}`` and one ``z`` for both (Song et al. 2023, algorithm 3; Ding & Jin 2024, eq. 6).
 
@@ -125,8 +132,9 @@ class ConsistencyPolicy(GenerativePolicy):
             return [self.sigma_max]
         return karras_sigmas(steps, self.resample_sigma, self.sigma_max, self.rho).flip(0).tolist()
 
-    def sample(self, obs: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
-               grad: bool = False) -> Tensor:
+    def sample(
+        self, obs: Tensor, steps: int | None = None, generator: torch.Generator | None = None, grad: bool = False
+    ) -> Tensor:
         """Actions ``[B, act_dim]`` in ``[-1, 1]`` by ``steps``-step consistency sampling (``steps`` network calls)."""
         obs = self._check_obs(obs)
         return self._run(obs, self._initial_noise(obs, generator), self._steps(steps), generator, grad, False)
@@ -140,5 +148,12 @@ class ConsistencyPolicy(GenerativePolicy):
 
     def _run(self, obs: Tensor, z: Tensor, steps: int, generator: torch.Generator | None, grad: bool, reuse: bool) -> Tensor:
         with grad_mode(grad):
-            return consistency_sample(lambda x, s: self.denoise(obs, x, s), z, self.sample_sigmas(steps),
-                                      self.sigma_min, generator, reuse_noise=reuse, clip=1.0)
+            return consistency_sample(
+                lambda x, s: self.denoise(obs, x, s),
+                z,
+                self.sample_sigmas(steps),
+                self.sigma_min,
+                generator,
+                reuse_noise=reuse,
+                clip=1.0,
+            )

@@ -100,8 +100,17 @@ class DiffusionPolicy(GenerativePolicy):
         intermediate state and the final, unclipped draw, which :meth:`chain_log_prob` scores.
         """
         obs, steps, sampler = self._check_obs(obs), self._steps(steps), self._sampler(sampler)
-        return self._run(obs, self._initial_noise(obs, generator), steps, sampler,
-                         self.eta if eta is None else float(eta), self.min_sampling_std, generator, grad, return_chain)
+        return self._run(
+            obs,
+            self._initial_noise(obs, generator),
+            steps,
+            sampler,
+            self.eta if eta is None else float(eta),
+            self.min_sampling_std,
+            generator,
+            grad,
+            return_chain,
+        )
 
     def sample_from_noise(self, obs: Tensor, noise: Tensor, steps: int | None = None, grad: bool = False) -> Tensor:
         """The deterministic action for the initial ``noise``: DDIM with ``eta = 0``, or DPM-Solver++(2M) when
@@ -110,8 +119,18 @@ class DiffusionPolicy(GenerativePolicy):
         sampler = "dpm" if self.sampler == "dpm" else "ddim"
         return self._run(obs, self._check_noise(obs, noise), self._steps(steps), sampler, 0.0, 0.0, None, grad, False)
 
-    def _run(self, obs: Tensor, x: Tensor, steps: int, sampler: str, eta: float, min_std: float,
-             generator: torch.Generator | None, grad: bool, return_chain: bool) -> Tensor | tuple[Tensor, Tensor]:
+    def _run(
+        self,
+        obs: Tensor,
+        x: Tensor,
+        steps: int,
+        sampler: str,
+        eta: float,
+        min_std: float,
+        generator: torch.Generator | None,
+        grad: bool,
+        return_chain: bool,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         def eps_fn(x: Tensor, k: int) -> Tensor:
             return self.eps(obs, x, k)
 
@@ -131,8 +150,9 @@ class DiffusionPolicy(GenerativePolicy):
 
     # ---- the DPPO hook ------------------------------------------------------------------
 
-    def chain_log_prob(self, obs: Tensor, chain: Tensor, sampler: str | None = None, eta: float | None = None,
-                       min_std: float = 0.1) -> Tensor:
+    def chain_log_prob(
+        self, obs: Tensor, chain: Tensor, sampler: str | None = None, eta: float | None = None, min_std: float = 0.1
+    ) -> Tensor:
         """``log N(x_{i+1}; mu_theta(x_i, k_i, s), std_i^2)`` per denoising step, ``[B, steps]``, summed over
         action dims (DPPO's denoising-MDP likelihood, Ren et al. 2025, eq. 5).
 
@@ -147,8 +167,9 @@ class DiffusionPolicy(GenerativePolicy):
         if sampler == "dpm":
             raise ValueError("chain_log_prob needs a Gaussian sampler ('ddpm' or 'ddim'); DPM-Solver is deterministic")
         if chain.dim() != 3 or chain.shape[0] != obs.shape[0] or chain.shape[2] != self.act_dim or chain.shape[1] < 2:
-            raise ValueError(f"chain must have shape [{obs.shape[0]}, steps + 1, {self.act_dim}] with steps >= 1, "
-                             f"got {tuple(chain.shape)}")
+            raise ValueError(
+                f"chain must have shape [{obs.shape[0]}, steps + 1, {self.act_dim}] with steps >= 1, got {tuple(chain.shape)}"
+            )
         if not min_std > 0:
             raise ValueError(f"min_std must be > 0 so every step has a density, got {min_std}")
         B, S = chain.shape[0], self._steps(chain.shape[1] - 1)

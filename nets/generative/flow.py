@@ -59,8 +59,7 @@ class FlowPolicy(GenerativePolicy):
         x1 = noisy + (1.0 - tau) * self.velocity(obs, noisy, tau[:, 0])
         return x1.clamp(-1.0, 1.0) if clip else x1
 
-    def cfm_loss_per_sample(self, obs: Tensor, actions: Tensor, tau: Tensor, eps: Tensor,
-                            supervise: str = "velocity") -> Tensor:
+    def cfm_loss_per_sample(self, obs: Tensor, actions: Tensor, tau: Tensor, eps: Tensor, supervise: str = "velocity") -> Tensor:
         """The conditional flow-matching loss at given pairs, ``[B, N]`` (FPO, McAllister et al. 2025, eq. 7).
 
         ``tau`` ``[B, N]`` and ``eps`` ``[B, N, act_dim]``: ``N`` pairs per sample. The loss is
@@ -70,8 +69,10 @@ class FlowPolicy(GenerativePolicy):
         """
         B, d = actions.shape
         if tau.dim() != 2 or tau.shape[0] != B or tuple(eps.shape) != (B, tau.shape[1], d):
-            raise ValueError(f"tau must be [B, N] and eps [B, N, act_dim] with B={B}, act_dim={d}; "
-                             f"got tau {tuple(tau.shape)}, eps {tuple(eps.shape)}")
+            raise ValueError(
+                f"tau must be [B, N] and eps [B, N, act_dim] with B={B}, act_dim={d}; "
+                f"got tau {tuple(tau.shape)}, eps {tuple(eps.shape)}"
+            )
         if supervise not in ("velocity", "eps"):
             raise ValueError(f"supervise must be 'velocity' or 'eps', got {supervise!r}")
         N = tau.shape[1]
@@ -88,8 +89,15 @@ class FlowPolicy(GenerativePolicy):
         eps = torch.randn((B, 1, self.act_dim), generator=generator, device=actions.device, dtype=actions.dtype)
         return self.cfm_loss_per_sample(obs, actions, tau, eps).mean()
 
-    def sample(self, obs: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
-               grad: bool = False, *, solver: str | None = None) -> Tensor:
+    def sample(
+        self,
+        obs: Tensor,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        grad: bool = False,
+        *,
+        solver: str | None = None,
+    ) -> Tensor:
         """Actions ``[B, act_dim]`` in ``[-1, 1]``: the ODE from fresh noise, ``steps`` solver steps."""
         obs = self._check_obs(obs)
         return self._run(obs, self._initial_noise(obs, generator), self._steps(steps), solver, grad)

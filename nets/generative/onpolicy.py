@@ -38,11 +38,15 @@ class _BoxMap(StochasticPolicy):
         low_t = torch.as_tensor(low, dtype=torch.float32).reshape(-1)
         high_t = torch.as_tensor(high, dtype=torch.float32).reshape(-1)
         if low_t.shape != (act_dim,) or high_t.shape != (act_dim,):
-            raise ValueError(f"action_low and action_high must each hold act_dim={act_dim} bounds, got "
-                             f"{tuple(low_t.shape)} and {tuple(high_t.shape)}")
+            raise ValueError(
+                f"action_low and action_high must each hold act_dim={act_dim} bounds, got "
+                f"{tuple(low_t.shape)} and {tuple(high_t.shape)}"
+            )
         if not (torch.isfinite(low_t).all() and torch.isfinite(high_t).all() and (high_t > low_t).all()):
-            raise ValueError(f"{type(self).__name__} needs finite Box bounds with high > low (it generates in [-1, 1] "
-                             f"and maps there); got low={low_t.tolist()}, high={high_t.tolist()}")
+            raise ValueError(
+                f"{type(self).__name__} needs finite Box bounds with high > low (it generates in [-1, 1] "
+                f"and maps there); got low={low_t.tolist()}, high={high_t.tolist()}"
+            )
         # buffers: they follow .to(device) and are part of the checkpoint
         self.register_buffer("action_low", low_t)
         self.register_buffer("action_high", high_t)
@@ -114,11 +118,15 @@ class DiffusionPPOPolicy(_BoxMap):
         K = self.diffusion._steps(denoising_steps)  # an int in 1..num_timesteps, else ValueError
         ft = K if ft_denoising_steps is None else ft_denoising_steps
         if isinstance(ft, bool) or not isinstance(ft, int) or not 1 <= ft <= K:
-            raise ValueError(f"ft_denoising_steps (K') must be an int in 1..K = {K} (the denoising steps; None: all of "
-                             f"them), got {ft_denoising_steps!r}")
+            raise ValueError(
+                f"ft_denoising_steps (K') must be an int in 1..K = {K} (the denoising steps; None: all of "
+                f"them), got {ft_denoising_steps!r}"
+            )
         if not float(eta) > 0:
-            raise ValueError(f"eta must be > 0 for training: DPPO samples DDIM with eta > 0 (1: DDPM) so every step has a "
-                             f"likelihood; eta = 0 is deterministic and is what act(deterministic=True) uses. Got {eta}")
+            raise ValueError(
+                f"eta must be > 0 for training: DPPO samples DDIM with eta > 0 (1: DDPM) so every step has a "
+                f"likelihood; eta = 0 is deterministic and is what act(deterministic=True) uses. Got {eta}"
+            )
         if not float(min_sampling_std) >= 0 or not float(min_logprob_std) > 0:
             raise ValueError(f"min_sampling_std must be >= 0 and min_logprob_std > 0, got {min_sampling_std}, {min_logprob_std}")
         self.denoising_steps, self.ft_denoising_steps = K, ft
@@ -127,13 +135,14 @@ class DiffusionPPOPolicy(_BoxMap):
         self._frozen_ks = frozenset(grid[: K - ft])
         # the early steps' denoiser: a frozen copy of the initial one (DPPO's `actor`, next to `actor_ft`)
         self.frozen = copy.deepcopy(self.diffusion).requires_grad_(False) if ft < K else None
-        tail = grid[K - ft:]
+        tail = grid[K - ft :]
         self.register_buffer("_k", torch.tensor(tail), persistent=False)
         self.register_buffer("_k_next", torch.tensor(tail[1:] + [-1]), persistent=False)
 
     @classmethod
-    def wrap(cls, diffusion: DiffusionPolicy, action_low: Sequence[float], action_high: Sequence[float],
-             **kwargs: Any) -> "DiffusionPPOPolicy":
+    def wrap(
+        cls, diffusion: DiffusionPolicy, action_low: Sequence[float], action_high: Sequence[float], **kwargs: Any
+    ) -> "DiffusionPPOPolicy":
         """A policy around ``diffusion``'s architecture and weights (both copies), e.g. a pretrained one."""
         args = _bound_kwargs(diffusion, DiffusionPolicy)
         obs_dim, act_dim = args.pop("obs_dim"), args.pop("act_dim")
@@ -162,9 +171,10 @@ class DiffusionPPOPolicy(_BoxMap):
     @torch.no_grad()
     def explore(self, obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         obs = self.diffusion._check_obs(obs)
-        x, chain = self._chain(obs, torch.randn(obs.shape[0], self.act_dim, device=obs.device, dtype=obs.dtype),
-                               self.eta, self.min_sampling_std)
-        tail = chain[:, -(self.ft_denoising_steps + 1):].contiguous()
+        x, chain = self._chain(
+            obs, torch.randn(obs.shape[0], self.act_dim, device=obs.device, dtype=obs.dtype), self.eta, self.min_sampling_std
+        )
+        tail = chain[:, -(self.ft_denoising_steps + 1) :].contiguous()
         return self.to_env(x.clamp(-1.0, 1.0)), {"chain": tail, "chain_log_prob": self.step_log_prob(obs, tail)}
 
     @torch.no_grad()
@@ -235,8 +245,9 @@ class FlowPPOPolicy(_BoxMap):
     ) -> None:
         super().__init__()
         if isinstance(num_mc_samples, bool) or not isinstance(num_mc_samples, int) or num_mc_samples < 1:
-            raise ValueError(f"num_mc_samples (N, the (tau, eps) pairs per action) must be an int >= 1 (FPO: 8), "
-                             f"got {num_mc_samples!r}")
+            raise ValueError(
+                f"num_mc_samples (N, the (tau, eps) pairs per action) must be an int >= 1 (FPO: 8), got {num_mc_samples!r}"
+            )
         if supervise not in ("velocity", "eps"):
             raise ValueError(f"supervise must be 'velocity' or 'eps' (FPO's default), got {supervise!r}")
         self.flow = FlowPolicy(obs_dim, act_dim, sample_steps=sample_steps, **(flow_kwargs or {}))
@@ -246,8 +257,7 @@ class FlowPPOPolicy(_BoxMap):
         self.per_pair_ratio, self.discretize_tau = bool(per_pair_ratio), bool(discretize_tau)
 
     @classmethod
-    def wrap(cls, flow: FlowPolicy, action_low: Sequence[float], action_high: Sequence[float],
-             **kwargs: Any) -> "FlowPPOPolicy":
+    def wrap(cls, flow: FlowPolicy, action_low: Sequence[float], action_high: Sequence[float], **kwargs: Any) -> "FlowPPOPolicy":
         """A policy around ``flow``'s architecture and weights, e.g. a pretrained one; ``kwargs``'
         ``sample_steps`` (FPO's ``flow_steps``) replaces the flow's own."""
         args = _bound_kwargs(flow, FlowPolicy)

@@ -87,24 +87,40 @@ def gaussian_chain(
     return (x, torch.stack(chain, dim=1)) if return_chain else x
 
 
-def ddpm_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, x: Tensor, steps: int | None = None,
-                generator: torch.Generator | None = None, clip: float | None = 1.0, min_std: float = 0.0,
-                return_chain: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+def ddpm_sample(
+    eps_fn: EpsFn,
+    schedule: DiffusionSchedule,
+    x: Tensor,
+    steps: int | None = None,
+    generator: torch.Generator | None = None,
+    clip: float | None = 1.0,
+    min_std: float = 0.0,
+    return_chain: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Ancestral DDPM sampling (Ho et al. 2020, algorithm 2) on ``steps`` levels (default all ``K``)."""
-    return gaussian_chain(eps_fn, schedule, x, steps or schedule.num_timesteps, 1.0, generator, clip, min_std,
-                          return_chain, posterior=True)
+    return gaussian_chain(
+        eps_fn, schedule, x, steps or schedule.num_timesteps, 1.0, generator, clip, min_std, return_chain, posterior=True
+    )
 
 
-def ddim_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, x: Tensor, steps: int | None = None, eta: float = 0.0,
-                generator: torch.Generator | None = None, clip: float | None = 1.0, min_std: float = 0.0,
-                return_chain: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+def ddim_sample(
+    eps_fn: EpsFn,
+    schedule: DiffusionSchedule,
+    x: Tensor,
+    steps: int | None = None,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    clip: float | None = 1.0,
+    min_std: float = 0.0,
+    return_chain: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """DDIM sampling (Song et al. 2021); ``eta = 0`` is deterministic given ``x``."""
-    return gaussian_chain(eps_fn, schedule, x, steps or schedule.num_timesteps, eta, generator, clip, min_std,
-                          return_chain)
+    return gaussian_chain(eps_fn, schedule, x, steps or schedule.num_timesteps, eta, generator, clip, min_std, return_chain)
 
 
-def dpm_solver_2m_sample(eps_fn: EpsFn, schedule: DiffusionSchedule, x: Tensor, steps: int | None = None,
-                         clip: float | None = 1.0) -> Tensor:
+def dpm_solver_2m_sample(
+    eps_fn: EpsFn, schedule: DiffusionSchedule, x: Tensor, steps: int | None = None, clip: float | None = 1.0
+) -> Tensor:
     """DPM-Solver++(2M), the multistep second-order data-prediction ODE solver (Lu et al. 2022, algorithm 2).
 
     In ``lambda = log(alpha / sigma)``: ``x' = (sigma'/sigma) x - alpha' (e^-h - 1) D`` with
@@ -161,6 +177,7 @@ def consistency_sample(
     ``reuse_noise`` re-injects ``z`` itself instead of fresh noise, which makes the whole map a
     deterministic function of ``z`` (for latent steering).
     """
+
     def denoise(x: Tensor, s: float) -> Tensor:
         x0 = f_fn(x, s)
         return x0 if clip is None else x0.clamp(-clip, clip)

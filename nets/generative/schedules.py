@@ -113,7 +113,9 @@ def consistency_num_scales(step: int, total_steps: int, s0: int = 2, s1: int = 1
     return min(int(math.ceil(math.sqrt(frac * ((s1 + 1) ** 2 - s0**2) + s0**2) - 1)) + 1, s1)
 
 
-def consistency_scalings(sigma: Tensor, sigma_data: float = 0.5, sigma_min: float = 0.002) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def consistency_scalings(
+    sigma: Tensor, sigma_data: float = 0.5, sigma_min: float = 0.002
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(c_skip, c_out, c_in, c_noise)`` of the consistency parameterisation (Song et al. 2023, appendix C):
     ``c_skip = sd^2 / ((s - s_min)^2 + sd^2)``, ``c_out = sd (s - s_min) / sqrt(s^2 + sd^2)``, so that
     ``f(x, s_min) = x`` exactly; ``c_in = 1 / sqrt(s^2 + sd^2)`` and ``c_noise = ln(s) / 4`` as in EDM."""

@@ -49,7 +49,9 @@ def make_mujoco(
     device = check_device(device)
     backend = backend or _default_backend(device)
     if backend not in BACKENDS:
-        raise ValueError(f"unknown MuJoCo backend {backend!r}; available: {', '.join(BACKENDS)} (and 'gymnasium' through vecenvs.make)")
+        raise ValueError(
+            f"unknown MuJoCo backend {backend!r}; available: {', '.join(BACKENDS)} (and 'gymnasium' through vecenvs.make)"
+        )
     from policyopt.vecenvs.mujoco.base import MujocoVecEnv
 
     return MujocoVecEnv(env_id, backend, num_envs=num_envs, device=device, seed=seed, **kwargs)

@@ -86,8 +86,12 @@ class MujocoVecEnv(TorchVecEnv):
         model = mujoco.MjModel.from_xml_path(self.task.model_xml_path())
         self.model = model
         self.task.bind_model(
-            nq=model.nq, nv=model.nv, nbody=model.nbody, body_mass=torch.as_tensor(model.body_mass.copy()),
-            body_names=[model.body(i).name for i in range(model.nbody)], dt=model.opt.timestep * self.task.frame_skip,
+            nq=model.nq,
+            nv=model.nv,
+            nbody=model.nbody,
+            body_mass=torch.as_tensor(model.body_mass.copy()),
+            body_names=[model.body(i).name for i in range(model.nbody)],
+            dt=model.opt.timestep * self.task.frame_skip,
         )
         obs_dtype = np.float32 if dtype == torch.float32 else np.float64
         obs_space = gym.spaces.Box(-np.inf, np.inf, (self.task.obs_dim(),), dtype=obs_dtype)
@@ -105,7 +109,9 @@ class MujocoVecEnv(TorchVecEnv):
 
             self.physics = WarpPhysics(model, num_envs, self.task, self.device, **opts)
         else:
-            raise ValueError(f"unknown MuJoCo backend {backend!r}; available: 'cpu', 'warp' (and 'gymnasium' through vecenvs.make)")
+            raise ValueError(
+                f"unknown MuJoCo backend {backend!r}; available: 'cpu', 'warp' (and 'gymnasium' through vecenvs.make)"
+            )
         # Gymnasium's init_qpos / init_qvel are MjData's values at construction: qpos0 and zeros
         self.init_qpos = torch.as_tensor(model.qpos0.copy(), dtype=torch.float64, device=self.device)
         self.init_qvel = torch.zeros(model.nv, dtype=torch.float64, device=self.device)
@@ -131,9 +137,7 @@ class MujocoVecEnv(TorchVecEnv):
         return self.task.observe(f), self.task.position(f).clone()
 
     # --- the vector API -----------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[torch.Tensor, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         """Reset all envs, or only those in ``options["reset_mask"]`` (a bool tensor [N]).
 
         With a mask, the returned observation rows of the other envs are their current

@@ -109,7 +109,9 @@ class LocomotionTask:
 
     qvel_normal_noise: bool = False  # HalfCheetah and Ant draw qvel noise from N(0, 1)
 
-    def reset_state(self, generator: torch.Generator, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def reset_state(
+        self, generator: torch.Generator, init_qpos: torch.Tensor, init_qvel: torch.Tensor, n: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``reset_model``: qpos = init + U(-s, s); qvel = init + U(-s, s) or s * N(0, 1)."""
         s = float(self.cfg["reset_noise_scale"])
         dev = init_qpos.device
@@ -152,9 +154,15 @@ class Hopper(_Planar):
 
     name, xml_file, frame_skip = "Hopper", "hopper.xml", 4
     defaults = dict(
-        forward_reward_weight=1.0, ctrl_cost_weight=1e-3, healthy_reward=1.0, terminate_when_unhealthy=True,
-        healthy_state_range=(-100.0, 100.0), healthy_z_range=(0.7, float("inf")), healthy_angle_range=(-0.2, 0.2),
-        reset_noise_scale=5e-3, exclude_current_positions_from_observation=True,
+        forward_reward_weight=1.0,
+        ctrl_cost_weight=1e-3,
+        healthy_reward=1.0,
+        terminate_when_unhealthy=True,
+        healthy_state_range=(-100.0, 100.0),
+        healthy_z_range=(0.7, float("inf")),
+        healthy_angle_range=(-0.2, 0.2),
+        reset_noise_scale=5e-3,
+        exclude_current_positions_from_observation=True,
     )
 
     def is_healthy(self, f: Fields) -> torch.Tensor:
@@ -185,8 +193,13 @@ class Walker2d(Hopper):
 
     name, xml_file = "Walker2d", "walker2d_v5.xml"
     defaults = dict(
-        forward_reward_weight=1.0, ctrl_cost_weight=1e-3, healthy_reward=1.0, terminate_when_unhealthy=True,
-        healthy_z_range=(0.8, 2.0), healthy_angle_range=(-1.0, 1.0), reset_noise_scale=5e-3,
+        forward_reward_weight=1.0,
+        ctrl_cost_weight=1e-3,
+        healthy_reward=1.0,
+        terminate_when_unhealthy=True,
+        healthy_z_range=(0.8, 2.0),
+        healthy_angle_range=(-1.0, 1.0),
+        reset_noise_scale=5e-3,
         exclude_current_positions_from_observation=True,
     )
 
@@ -211,7 +224,9 @@ class HalfCheetah(_Planar):
     clip_qvel = False
     qvel_normal_noise = True  # half_cheetah_v5.py reset_model: qvel = init + scale * standard_normal
     defaults = dict(
-        forward_reward_weight=1.0, ctrl_cost_weight=0.1, reset_noise_scale=0.1,
+        forward_reward_weight=1.0,
+        ctrl_cost_weight=0.1,
+        reset_noise_scale=0.1,
         exclude_current_positions_from_observation=True,
     )
 
@@ -228,14 +243,28 @@ class Ant(LocomotionTask):
     name, xml_file, frame_skip = "Ant", "ant.xml", 5
     qvel_normal_noise = True  # ant_v5.py reset_model: qvel = init + scale * standard_normal
     defaults = dict(
-        forward_reward_weight=1.0, ctrl_cost_weight=0.5, contact_cost_weight=5e-4, healthy_reward=1.0, main_body=1,
-        terminate_when_unhealthy=True, healthy_z_range=(0.2, 1.0), contact_force_range=(-1.0, 1.0),
-        reset_noise_scale=0.1, exclude_current_positions_from_observation=True, include_cfrc_ext_in_observation=True,
+        forward_reward_weight=1.0,
+        ctrl_cost_weight=0.5,
+        contact_cost_weight=5e-4,
+        healthy_reward=1.0,
+        main_body=1,
+        terminate_when_unhealthy=True,
+        healthy_z_range=(0.2, 1.0),
+        contact_force_range=(-1.0, 1.0),
+        reset_noise_scale=0.1,
+        exclude_current_positions_from_observation=True,
+        include_cfrc_ext_in_observation=True,
     )
     defaults_v4 = dict(
-        ctrl_cost_weight=0.5, use_contact_forces=False, contact_cost_weight=5e-4, healthy_reward=1.0,
-        terminate_when_unhealthy=True, healthy_z_range=(0.2, 1.0), contact_force_range=(-1.0, 1.0),
-        reset_noise_scale=0.1, exclude_current_positions_from_observation=True,
+        ctrl_cost_weight=0.5,
+        use_contact_forces=False,
+        contact_cost_weight=5e-4,
+        healthy_reward=1.0,
+        terminate_when_unhealthy=True,
+        healthy_z_range=(0.2, 1.0),
+        contact_force_range=(-1.0, 1.0),
+        reset_noise_scale=0.1,
+        exclude_current_positions_from_observation=True,
     )
 
     def __init__(self, version: str = "v5", **kwargs: Any) -> None:
@@ -295,15 +324,28 @@ class Humanoid(LocomotionTask):
     name, xml_file, frame_skip = "Humanoid", "humanoid.xml", 5
     derived = ("xipos", "cinert", "cvel", "qfrc_actuator", "cfrc_ext")
     defaults = dict(
-        forward_reward_weight=1.25, ctrl_cost_weight=0.1, contact_cost_weight=5e-7,
-        contact_cost_range=(-float("inf"), 10.0), healthy_reward=5.0, terminate_when_unhealthy=True,
-        healthy_z_range=(1.0, 2.0), reset_noise_scale=1e-2, exclude_current_positions_from_observation=True,
-        include_cinert_in_observation=True, include_cvel_in_observation=True,
-        include_qfrc_actuator_in_observation=True, include_cfrc_ext_in_observation=True,
+        forward_reward_weight=1.25,
+        ctrl_cost_weight=0.1,
+        contact_cost_weight=5e-7,
+        contact_cost_range=(-float("inf"), 10.0),
+        healthy_reward=5.0,
+        terminate_when_unhealthy=True,
+        healthy_z_range=(1.0, 2.0),
+        reset_noise_scale=1e-2,
+        exclude_current_positions_from_observation=True,
+        include_cinert_in_observation=True,
+        include_cvel_in_observation=True,
+        include_qfrc_actuator_in_observation=True,
+        include_cfrc_ext_in_observation=True,
     )
     defaults_v4 = dict(
-        forward_reward_weight=1.25, ctrl_cost_weight=0.1, healthy_reward=5.0, terminate_when_unhealthy=True,
-        healthy_z_range=(1.0, 2.0), reset_noise_scale=1e-2, exclude_current_positions_from_observation=True,
+        forward_reward_weight=1.25,
+        ctrl_cost_weight=0.1,
+        healthy_reward=5.0,
+        terminate_when_unhealthy=True,
+        healthy_z_range=(1.0, 2.0),
+        reset_noise_scale=1e-2,
+        exclude_current_positions_from_observation=True,
     )
 
     def obs_dim(self) -> int:
@@ -313,8 +355,11 @@ class Humanoid(LocomotionTask):
             return n + 10 * self.nbody + 6 * self.nbody + self.nv + 6 * self.nbody
         b = self.nbody - 1
         return (
-            n + 10 * b * bool(c["include_cinert_in_observation"]) + 6 * b * bool(c["include_cvel_in_observation"])
-            + (self.nv - 6) * bool(c["include_qfrc_actuator_in_observation"]) + 6 * b * bool(c["include_cfrc_ext_in_observation"])
+            n
+            + 10 * b * bool(c["include_cinert_in_observation"])
+            + 6 * b * bool(c["include_cvel_in_observation"])
+            + (self.nv - 6) * bool(c["include_qfrc_actuator_in_observation"])
+            + 6 * b * bool(c["include_cfrc_ext_in_observation"])
         )
 
     def position(self, f: Fields) -> torch.Tensor:
@@ -327,7 +372,9 @@ class Humanoid(LocomotionTask):
         qpos = f["qpos"][:, 2:] if c["exclude_current_positions_from_observation"] else f["qpos"]
         if self.version == "v4":
             # humanoid_v4.py _get_obs: qpos[2:], qvel, cinert, cvel, qfrc_actuator, cfrc_ext (all flat)
-            return torch.cat([qpos, f["qvel"], f["cinert"].flatten(1), f["cvel"].flatten(1), f["qfrc_actuator"], f["cfrc_ext"].flatten(1)], 1)
+            return torch.cat(
+                [qpos, f["qvel"], f["cinert"].flatten(1), f["cvel"].flatten(1), f["qfrc_actuator"], f["cfrc_ext"].flatten(1)], 1
+            )
         # humanoid_v5.py _get_obs: qpos[2:], qvel, cinert[1:], cvel[1:], qfrc_actuator[6:], cfrc_ext[1:]
         parts = [qpos, f["qvel"]]
         if c["include_cinert_in_observation"]:
@@ -357,7 +404,11 @@ class Humanoid(LocomotionTask):
 
 
 TASK_CLASSES: dict[str, type[LocomotionTask]] = {
-    "Hopper": Hopper, "HalfCheetah": HalfCheetah, "Walker2d": Walker2d, "Ant": Ant, "Humanoid": Humanoid,
+    "Hopper": Hopper,
+    "HalfCheetah": HalfCheetah,
+    "Walker2d": Walker2d,
+    "Ant": Ant,
+    "Humanoid": Humanoid,
 }
 
 
@@ -366,4 +417,3 @@ def make_task(name: str, version: str = "v5", **kwargs: Any) -> LocomotionTask:
     if name not in TASK_CLASSES:
         raise ValueError(f"unknown MuJoCo task {name!r}; available tasks: {', '.join(TASKS)} (versions {', '.join(VERSIONS)})")
     return TASK_CLASSES[name](version, **kwargs)
-

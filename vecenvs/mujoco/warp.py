@@ -53,7 +53,9 @@ class WarpPhysics:
         if model.opt.solver == mujoco.mjtSolver.mjSOL_PGS:  # not implemented in MJWarp (Humanoid)
             model = _copy_model(mujoco, model)
             model.opt.solver = mujoco.mjtSolver.mjSOL_NEWTON
-        self.wdev = "cpu" if device.type == "cpu" else f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
+        self.wdev = (
+            "cpu" if device.type == "cpu" else f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
+        )
         if device.type == "cuda" and device.index is None:
             self.device = torch.device(self.wdev)
         with wp.ScopedDevice(self.wdev):

@@ -49,8 +49,9 @@ class GenerativeOfflineConfig(OfflineConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.act_candidates < 1 or self.act_temperature < 0:
-            raise ValueError(f"act_candidates must be >= 1 and act_temperature >= 0; got {self.act_candidates}, "
-                             f"{self.act_temperature}")
+            raise ValueError(
+                f"act_candidates must be >= 1 and act_temperature >= 0; got {self.act_candidates}, {self.act_temperature}"
+            )
 
 
 @dataclass
@@ -66,8 +67,10 @@ class EMAConfig:
 
     def check_ema(self) -> None:
         if not 0.0 <= self.ema_decay < 1.0 or self.ema_every < 1 or self.ema_start < 0:
-            raise ValueError(f"ema_decay must lie in [0, 1), ema_every >= 1 and ema_start >= 0; got {self.ema_decay}, "
-                             f"{self.ema_every}, {self.ema_start}")
+            raise ValueError(
+                f"ema_decay must lie in [0, 1), ema_every >= 1 and ema_start >= 0; got {self.ema_decay}, "
+                f"{self.ema_every}, {self.ema_start}"
+            )
 
 
 @dataclass
@@ -103,9 +106,14 @@ def select_candidates(q: torch.Tensor, temperature: float, generator: torch.Gene
     return torch.multinomial(torch.softmax(q / temperature, -1), 1, generator=generator).squeeze(-1)
 
 
-def td_losses(critic: nn.Module, critic_target: nn.Module, batch: dict[str, torch.Tensor],
-              sample_next: Callable[[torch.Tensor], torch.Tensor], backup_samples: int = 0,
-              aggregate: str = "min") -> tuple[torch.Tensor, torch.Tensor]:
+def td_losses(
+    critic: nn.Module,
+    critic_target: nn.Module,
+    batch: dict[str, torch.Tensor],
+    sample_next: Callable[[torch.Tensor], torch.Tensor],
+    backup_samples: int = 0,
+    aggregate: str = "min",
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Each critic's MSE to y = r + gamma (1 - d) agg_i Q'_i(s', a'), a' = ``sample_next(s')``; and Q(s, a).
 
     ``backup_samples > 0``: Diffusion-QL's max-Q backup, ``max`` over that many sampled ``a'``
@@ -136,9 +144,11 @@ class GenerativeOfflineAlgorithm(OfflineAlgorithm):
     def __init__(self, dataset: Any, config: GenerativeOfflineConfig | None = None, policy: nn.Module | None = None) -> None:
         super().__init__(dataset, config, policy)
         if self.config.act_candidates > 1 and self.critic_target is None:
-            raise ValueError(f"act_candidates={self.config.act_candidates} scores candidate actions with a critic, and "
-                             f"{type(self).__name__} has none; keep act_candidates=1, or train one with a critic "
-                             "(DiffusionQL, EDP, ConsistencyAC, FQL)")
+            raise ValueError(
+                f"act_candidates={self.config.act_candidates} scores candidate actions with a critic, and "
+                f"{type(self).__name__} has none; keep act_candidates=1, or train one with a critic "
+                "(DiffusionQL, EDP, ConsistencyAC, FQL)"
+            )
 
     # --- the shared pieces of the updates ------------------------------------------------------
     def setup_actor(self, build: Callable[[], nn.Module], learning_rate: float) -> None:
@@ -170,18 +180,26 @@ class GenerativeOfflineAlgorithm(OfflineAlgorithm):
         with torch.no_grad():
             polyak_update(self._critic_target_params, self._critic_params, self.config.tau)
 
-    def critic_step(self, batch: dict[str, torch.Tensor], sample_next: Callable[[torch.Tensor], torch.Tensor],
-                    max_norm: float = 0.0) -> dict[str, torch.Tensor]:
+    def critic_step(
+        self, batch: dict[str, torch.Tensor], sample_next: Callable[[torch.Tensor], torch.Tensor], max_norm: float = 0.0
+    ) -> dict[str, torch.Tensor]:
         """One step of the twin critics on the sum of their TD losses (:func:`td_losses`, with the max-Q
         backup when ``config.max_q_backup``); returns the critic metrics."""
         cfg = self.config
-        losses, q = td_losses(self.critic, self.critic_target, batch, sample_next,
-                              cfg.max_q_backup_samples if getattr(cfg, "max_q_backup", False) else 0)
+        losses, q = td_losses(
+            self.critic,
+            self.critic_target,
+            batch,
+            sample_next,
+            cfg.max_q_backup_samples if getattr(cfg, "max_q_backup", False) else 0,
+        )
         loss = losses.sum()
         self.step("critic", loss, max_norm)
         return {"critic_loss": loss.detach(), "q_mean": q.mean()}
 
-    def q_guided_loss(self, obs: torch.Tensor, bc_loss: torch.Tensor, pi: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def q_guided_loss(
+        self, obs: torch.Tensor, bc_loss: torch.Tensor, pi: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """bc_loss + eta L_q with L_q = -E[Q_j(s, pi)] / E|Q_j'(s, pi)|, j a random one of the twin critics
         (Wang et al. 2023's actor loss; Ding & Jin 2024's), the critics' weights detached."""
         q_pi = self.critic(obs, pi, detach_params=True)

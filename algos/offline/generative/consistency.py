@@ -45,7 +45,12 @@ from typing import Callable
 
 import torch
 
-from policyopt.algos.offline.generative.base import EMAConfig, GenerativeOfflineAlgorithm, GenerativeOfflineConfig, QGuidanceConfig
+from policyopt.algos.offline.generative.base import (
+    EMAConfig,
+    GenerativeOfflineAlgorithm,
+    GenerativeOfflineConfig,
+    QGuidanceConfig,
+)
 from policyopt.nets.generative import ConsistencyPolicy, consistency_num_scales
 
 
@@ -81,10 +86,14 @@ class ConsistencyBCConfig(EMAConfig, GenerativeOfflineConfig):
         super().__post_init__()
         self.check_ema()
         if self.consistency_target not in CONSISTENCY_TARGETS:
-            raise ValueError(f"unknown consistency_target {self.consistency_target!r}; available: {', '.join(CONSISTENCY_TARGETS)}")
+            raise ValueError(
+                f"unknown consistency_target {self.consistency_target!r}; available: {', '.join(CONSISTENCY_TARGETS)}"
+            )
         if not 2 <= self.initial_scales <= self.num_scales or self.learning_rate <= 0 or self.grad_norm < 0:
-            raise ValueError(f"need 2 <= initial_scales <= num_scales, learning_rate > 0 and grad_norm >= 0; got "
-                             f"{self.initial_scales}, {self.num_scales}, {self.learning_rate}, {self.grad_norm}")
+            raise ValueError(
+                f"need 2 <= initial_scales <= num_scales, learning_rate > 0 and grad_norm >= 0; got "
+                f"{self.initial_scales}, {self.num_scales}, {self.learning_rate}, {self.grad_norm}"
+            )
 
 
 @dataclass
@@ -136,8 +145,13 @@ class ConsistencyAC(GenerativeOfflineAlgorithm):
         self.setup_critics(self.config.learning_rate)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"policy": self.policy, "policy_ema": self.policy_ema, "obs_normalizer": self.obs_normalizer,
-                "critic": self.critic, "critic_target": self.critic_target}
+        return {
+            "policy": self.policy,
+            "policy_ema": self.policy_ema,
+            "obs_normalizer": self.obs_normalizer,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+        }
 
     def consistency_loss(self, batch: dict[str, torch.Tensor], progress: float) -> torch.Tensor:
         return consistency_loss(self, batch, progress)
@@ -155,10 +169,19 @@ class ConsistencyAC(GenerativeOfflineAlgorithm):
 def setup_consistency_policy(agent: GenerativeOfflineAlgorithm) -> None:
     """The :class:`ConsistencyPolicy` (unless one was passed in), its Adam and its EMA copy."""
     cfg = agent.config
-    agent.setup_actor(lambda: ConsistencyPolicy(agent.obs_dim, agent.act_dim, num_scales=cfg.num_scales,
-                                                sample_steps=cfg.sample_steps, loss=cfg.consistency_loss,
-                                                hidden=cfg.actor_hidden, activation=cfg.activation, time_dim=cfg.time_dim),
-                      cfg.learning_rate)
+    agent.setup_actor(
+        lambda: ConsistencyPolicy(
+            agent.obs_dim,
+            agent.act_dim,
+            num_scales=cfg.num_scales,
+            sample_steps=cfg.sample_steps,
+            loss=cfg.consistency_loss,
+            hidden=cfg.actor_hidden,
+            activation=cfg.activation,
+            time_dim=cfg.time_dim,
+        ),
+        cfg.learning_rate,
+    )
     agent.setup_ema()
 
 
@@ -173,13 +196,21 @@ def num_scales_at(agent: GenerativeOfflineAlgorithm, progress: float) -> int:
 def consistency_loss(agent: GenerativeOfflineAlgorithm, batch: dict[str, torch.Tensor], progress: float) -> torch.Tensor:
     """L_CT against the EMA copy (or the policy itself: ``consistency_target="online"``), at the curriculum's N."""
     target = agent.policy_ema if agent.config.consistency_target == "ema" else None
-    return agent.policy.bc_loss(batch["obs"], batch["actions"], target=target, num_scales=num_scales_at(agent, progress),
-                                scale_by_gap=agent.config.scale_consistency_loss)
+    return agent.policy.bc_loss(
+        batch["obs"],
+        batch["actions"],
+        target=target,
+        num_scales=num_scales_at(agent, progress),
+        scale_by_gap=agent.config.scale_consistency_loss,
+    )
 
 
-def consistency_update(agent: GenerativeOfflineAlgorithm, batch: dict[str, torch.Tensor], progress: float,
-                       actor_loss: Callable[[dict[str, torch.Tensor], float], tuple[torch.Tensor, dict[str, torch.Tensor]]]
-                       ) -> dict[str, torch.Tensor]:
+def consistency_update(
+    agent: GenerativeOfflineAlgorithm,
+    batch: dict[str, torch.Tensor],
+    progress: float,
+    actor_loss: Callable[[dict[str, torch.Tensor], float], tuple[torch.Tensor, dict[str, torch.Tensor]]],
+) -> dict[str, torch.Tensor]:
     """One update: the twin critics first where there are some (TD targets from the EMA copy's samples), then
     ``actor_loss``, the EMA copy and the target critics."""
     cfg = agent.config

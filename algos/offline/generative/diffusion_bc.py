@@ -57,10 +57,20 @@ def build_policy(cfg: DiffusionBCConfig, obs_dim: int, act_dim: int) -> nn.Modul
     (Diffusion-BC's, and Diffusion-QL's and EDP's actor)."""
     if cfg.family == "flow":
         steps = 10 if cfg.sample_steps is None else cfg.sample_steps  # FQL's and FPO's Euler steps
-        return FlowPolicy(obs_dim, act_dim, sample_steps=steps, hidden=cfg.actor_hidden, activation=cfg.activation,
-                          time_dim=cfg.time_dim)
-    return DiffusionPolicy(obs_dim, act_dim, num_timesteps=cfg.num_timesteps, schedule=cfg.beta_schedule, sampler=cfg.sampler,
-                           sample_steps=cfg.sample_steps, hidden=cfg.actor_hidden, activation=cfg.activation, time_dim=cfg.time_dim)
+        return FlowPolicy(
+            obs_dim, act_dim, sample_steps=steps, hidden=cfg.actor_hidden, activation=cfg.activation, time_dim=cfg.time_dim
+        )
+    return DiffusionPolicy(
+        obs_dim,
+        act_dim,
+        num_timesteps=cfg.num_timesteps,
+        schedule=cfg.beta_schedule,
+        sampler=cfg.sampler,
+        sample_steps=cfg.sample_steps,
+        hidden=cfg.actor_hidden,
+        activation=cfg.activation,
+        time_dim=cfg.time_dim,
+    )
 
 
 class DiffusionBC(GenerativeOfflineAlgorithm):

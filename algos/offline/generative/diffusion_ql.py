@@ -62,8 +62,13 @@ class DiffusionQL(GenerativeOfflineAlgorithm):
         self._actor_loss = self.compiled(self.actor_loss)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"policy": self.policy, "policy_ema": self.policy_ema, "critic": self.critic,
-                "critic_target": self.critic_target, "obs_normalizer": self.obs_normalizer}
+        return {
+            "policy": self.policy,
+            "policy_ema": self.policy_ema,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "obs_normalizer": self.obs_normalizer,
+        }
 
     def actor_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_d + eta L_q with a0 sampled through the whole chain, with gradient (compiled)."""
@@ -84,9 +89,12 @@ def cosine_learning_rates(agent: GenerativeOfflineAlgorithm, progress: float) ->
             group["lr"] = agent.config.learning_rate * decay
 
 
-def q_guided_update(agent: GenerativeOfflineAlgorithm, batch: dict[str, torch.Tensor], progress: float,
-                    actor_loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
-                    ) -> dict[str, torch.Tensor]:
+def q_guided_update(
+    agent: GenerativeOfflineAlgorithm,
+    batch: dict[str, torch.Tensor],
+    progress: float,
+    actor_loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]],
+) -> dict[str, torch.Tensor]:
     """Diffusion-QL's update: the critics on TD targets from the EMA actor's samples, then ``actor_loss``,
     the EMA copy and the target critics (EDP's td3 variant runs it with its own actor loss)."""
     cfg = agent.config

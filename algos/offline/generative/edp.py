@@ -73,12 +73,15 @@ class EDPConfig(DiffusionQLConfig):
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; available: {', '.join(VARIANTS)}")
         if self.alpha < 0 or not 0.0 < self.expectile < 1.0 or self.beta < 0 or self.max_weight <= 0:
-            raise ValueError(f"alpha must be >= 0, expectile in (0, 1), beta >= 0 and max_weight > 0; got {self.alpha}, "
-                             f"{self.expectile}, {self.beta}, {self.max_weight}")
+            raise ValueError(
+                f"alpha must be >= 0, expectile in (0, 1), beta >= 0 and max_weight > 0; got {self.alpha}, "
+                f"{self.expectile}, {self.beta}, {self.max_weight}"
+            )
 
 
-def action_approximation(policy: DiffusionPolicy, obs: torch.Tensor, actions: torch.Tensor, k: torch.Tensor,
-                         noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def action_approximation(
+    policy: DiffusionPolicy, obs: torch.Tensor, actions: torch.Tensor, k: torch.Tensor, noise: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample DDPM loss ||eps - eps_theta(s, a_k, k)||^2 (mean over action dims) and a0_hat, from ONE
     denoiser call on a_k = q(a_k | a)  (Kang et al. 2023, eq. 8; ``policy.predict_x0`` of the same a_k)."""
     noisy = policy.corrupt(actions, k, noise)
@@ -91,8 +94,9 @@ def edp_td3_loss(diffusion_loss: torch.Tensor, q: torch.Tensor, alpha: float, et
     return diffusion_loss.mean() + eta * alpha * normalized_q_loss(q, q)
 
 
-def edp_awr_loss(diffusion_loss: torch.Tensor, a0_hat: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor,
-                 eta: float) -> torch.Tensor:
+def edp_awr_loss(
+    diffusion_loss: torch.Tensor, a0_hat: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor, eta: float
+) -> torch.Tensor:
     """L_d + eta E[-w log N(a; a0_hat, I)], log N up to its constant  (Kang et al. 2023; EDP's _train_step_iql)."""
     log_prob = -0.5 * (actions - a0_hat).square().sum(-1)
     return diffusion_loss.mean() - eta * (weights * log_prob).mean()
@@ -116,8 +120,14 @@ class EDP(GenerativeOfflineAlgorithm):
             self.optimizers["value"] = self.adam(self.value.parameters(), cfg.learning_rate)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"policy": self.policy, "policy_ema": self.policy_ema, "critic": self.critic, "critic_target": self.critic_target,
-                "obs_normalizer": self.obs_normalizer, **({"value": self.value} if self.value is not None else {})}
+        return {
+            "policy": self.policy,
+            "policy_ema": self.policy_ema,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "obs_normalizer": self.obs_normalizer,
+            **({"value": self.value} if self.value is not None else {}),
+        }
 
     def approximate(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The action approximation on the batch's actions at k ~ U{0..K-1}."""
@@ -125,8 +135,9 @@ class EDP(GenerativeOfflineAlgorithm):
         k = torch.randint(0, self.policy.schedule.num_timesteps, (actions.shape[0],), device=actions.device)
         return action_approximation(self.policy, batch["obs"], actions, k, torch.randn_like(actions))
 
-    def actor_loss(self, batch: dict[str, torch.Tensor], advantage: torch.Tensor | None = None
-                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def actor_loss(
+        self, batch: dict[str, torch.Tensor], advantage: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The td3 or iql policy loss on the action approximation (compiled)."""
         cfg = self.config
         diffusion_loss, a0_hat = self.approximate(batch)
@@ -168,5 +179,10 @@ class EDP(GenerativeOfflineAlgorithm):
         metrics = self.iql_critic_step(batch)
         self.update_ema()
         self.update_critic_targets()
-        return {**metrics, "value_loss": v_loss.detach(), "actor_loss": loss.detach(), "advantage_mean": advantage.mean(),
-                **extra}
+        return {
+            **metrics,
+            "value_loss": v_loss.detach(),
+            "actor_loss": loss.detach(),
+            "advantage_mean": advantage.mean(),
+            **extra,
+        }

@@ -27,7 +27,12 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from policyopt.algos.offline.generative.base import GenerativeOfflineAlgorithm, GenerativeOfflineConfig, normalized_q_loss, td_losses
+from policyopt.algos.offline.generative.base import (
+    GenerativeOfflineAlgorithm,
+    GenerativeOfflineConfig,
+    normalized_q_loss,
+    td_losses,
+)
 from policyopt.nets import default_init
 from policyopt.nets.generative import FlowPolicy
 from policyopt.nets.mlp import mlp
@@ -66,23 +71,25 @@ class FQLConfig(GenerativeOfflineConfig):
         if self.q_aggregate not in AGGREGATES:
             raise ValueError(f"unknown q_aggregate {self.q_aggregate!r}; available: {', '.join(AGGREGATES)}")
         if self.alpha < 0 or self.flow_steps < 1 or self.learning_rate <= 0:
-            raise ValueError(f"alpha must be >= 0, flow_steps >= 1 and learning_rate > 0; got {self.alpha}, {self.flow_steps}, "
-                             f"{self.learning_rate}")
+            raise ValueError(
+                f"alpha must be >= 0, flow_steps >= 1 and learning_rate > 0; got {self.alpha}, {self.flow_steps}, "
+                f"{self.learning_rate}"
+            )
 
 
 class OneStepActor(RecordsInit, nn.Module):
     """FQL's one-step policy ``mu(s, z) = MLP([s, z])``: noise to action in one call (no squashing; clipped when used)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (512, 512, 512, 512),
-                 activation: str = "gelu") -> None:
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (512, 512, 512, 512), activation: str = "gelu"
+    ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.net = default_init(mlp(self.obs_dim + self.act_dim, self.act_dim, tuple(hidden), activation))
 
     def forward(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         if noise.shape != (obs.shape[0], self.act_dim):
-            raise ValueError(f"noise must have shape {(obs.shape[0], self.act_dim)} ([batch, act_dim]), "
-                             f"got {tuple(noise.shape)}")
+            raise ValueError(f"noise must have shape {(obs.shape[0], self.act_dim)} ([batch, act_dim]), got {tuple(noise.shape)}")
         return self.net(torch.cat([obs, noise], -1))
 
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
@@ -92,8 +99,9 @@ class OneStepActor(RecordsInit, nn.Module):
         return self.forward(obs, noise).clamp(-1.0, 1.0)
 
 
-def fql_actor_loss(flow_loss: torch.Tensor, mu: torch.Tensor, flow_actions: torch.Tensor, q: torch.Tensor, alpha: float,
-                   normalize_q: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def fql_actor_loss(
+    flow_loss: torch.Tensor, mu: torch.Tensor, flow_actions: torch.Tensor, q: torch.Tensor, alpha: float, normalize_q: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """L_flow + alpha E||mu - flow(s, z)||^2 - E[Q] (/ E|Q| detached with normalize_q)  (Park et al. 2025; agents/fql.py's actor_loss).
 
     The squared error is averaged over the action dimensions, as FQL's ``distill_loss``; returns the loss and the distillation term.
@@ -114,21 +122,33 @@ class FQL(GenerativeOfflineAlgorithm):
         if self.policy is None:
             self.policy = OneStepActor(self.obs_dim, self.act_dim, cfg.actor_hidden, cfg.activation)
         self.policy = self.policy.to(self.device)
-        self.flow = FlowPolicy(self.obs_dim, self.act_dim, sample_steps=cfg.flow_steps, hidden=cfg.actor_hidden,
-                               activation=cfg.activation, time_dim=cfg.time_dim).to(self.device)
+        self.flow = FlowPolicy(
+            self.obs_dim,
+            self.act_dim,
+            sample_steps=cfg.flow_steps,
+            hidden=cfg.actor_hidden,
+            activation=cfg.activation,
+            time_dim=cfg.time_dim,
+        ).to(self.device)
         self.optimizers["actor"] = self.adam([*self.flow.parameters(), *self.policy.parameters()], cfg.learning_rate)
         self.setup_critics(cfg.learning_rate, layer_norm=cfg.critic_layer_norm)
         self._critic_loss = self.compiled(self.critic_loss)
         self._actor_loss = self.compiled(self.actor_loss)
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"policy": self.policy, "flow": self.flow, "critic": self.critic, "critic_target": self.critic_target,
-                "obs_normalizer": self.obs_normalizer}
+        return {
+            "policy": self.policy,
+            "flow": self.flow,
+            "critic": self.critic,
+            "critic_target": self.critic_target,
+            "obs_normalizer": self.obs_normalizer,
+        }
 
     def critic_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The critics' summed MSE to r + gamma (1 - d) agg_i Q'_i(s', mu(s', z')) (compiled)."""
-        losses, q = td_losses(self.critic, self.critic_target, batch, lambda o: self.policy.act(o),
-                              aggregate=self.config.q_aggregate)
+        losses, q = td_losses(
+            self.critic, self.critic_target, batch, lambda o: self.policy.act(o), aggregate=self.config.q_aggregate
+        )
         return losses.sum(), q
 
     def actor_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, Any]]:
