@@ -183,18 +183,18 @@ class DPPO(PPO):
     def _setup(self) -> None:
         super()._setup()
         cfg = self.config
-        # two param groups: PPO's lr schedule scales each by its lr_scale
+        # two param groups, each annealed from its own rate (base_learning_rates)
         groups = [
             {"params": [p for p in self.policy.parameters() if p.requires_grad]},
-            {
-                "params": list(self.critic.parameters()),
-                "lr": cfg.critic_learning_rate,
-                "lr_scale": cfg.critic_learning_rate / cfg.learning_rate,
-            },
+            {"params": list(self.critic.parameters()), "lr": cfg.critic_learning_rate},
         ]
         self.optimizers["adam"] = self.adam(groups, lr=cfg.learning_rate, eps=cfg.adam_eps)
         if cfg.pretrained is not None:  # fine-tuning keeps the pretrained policy's inputs (a loaded agent: its own)
             self.freeze_obs_normalization(self._pretrained_obs_norm)
+
+    def base_learning_rates(self) -> list[float]:
+        """The policy's and the critic's learning rates before annealing (DPPO's critic learns faster)."""
+        return [self.config.learning_rate, self.config.critic_learning_rate]
 
     def policy_loss(self, log_ratio: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
         cfg = self.config
