@@ -55,20 +55,11 @@ class DiffusionQL(GenerativeOfflineAlgorithm):
     config: DiffusionQLConfig
 
     def _setup(self) -> None:
-        cfg = self.config
-        self.setup_actor(lambda: build_policy(cfg, self.obs_dim, self.act_dim), cfg.learning_rate)
-        self.setup_ema()
-        self.setup_critics(cfg.learning_rate)
+        setup_diffusion_ql(self)
         self._actor_loss = self.compiled(self.actor_loss)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {
-            "policy": self.policy,
-            "policy_ema": self.policy_ema,
-            "critic": self.critic,
-            "critic_target": self.critic_target,
-            "obs_normalizer": self.obs_normalizer,
-        }
+        return diffusion_ql_modules(self)
 
     def actor_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """L_d + eta L_q with a0 sampled through the whole chain, with gradient (compiled)."""
@@ -78,6 +69,25 @@ class DiffusionQL(GenerativeOfflineAlgorithm):
 
     def update(self, batch: dict[str, torch.Tensor], progress: float) -> dict[str, torch.Tensor]:
         return q_guided_update(self, batch, progress, self._actor_loss)
+
+
+def setup_diffusion_ql(agent: GenerativeOfflineAlgorithm) -> None:
+    """Diffusion-QL's networks (EDP's too): the config's diffusion policy and its Adam, its EMA copy, twin critics."""
+    cfg = agent.config
+    agent.setup_actor(lambda: build_policy(cfg, agent.obs_dim, agent.act_dim), cfg.learning_rate)
+    agent.setup_ema()
+    agent.setup_critics(cfg.learning_rate)
+
+
+def diffusion_ql_modules(agent: GenerativeOfflineAlgorithm) -> dict[str, torch.nn.Module]:
+    """The networks :func:`setup_diffusion_ql` builds, by the names checkpoints store them under."""
+    return {
+        "policy": agent.policy,
+        "policy_ema": agent.policy_ema,
+        "critic": agent.critic,
+        "critic_target": agent.critic_target,
+        "obs_normalizer": agent.obs_normalizer,
+    }
 
 
 def cosine_learning_rates(agent: GenerativeOfflineAlgorithm, progress: float) -> None:

@@ -32,8 +32,13 @@ from dataclasses import dataclass
 import torch
 
 from policyopt.algos.offline.generative.base import GenerativeOfflineAlgorithm, normalized_q_loss
-from policyopt.algos.offline.generative.diffusion_bc import build_policy
-from policyopt.algos.offline.generative.diffusion_ql import DiffusionQLConfig, cosine_learning_rates, q_guided_update
+from policyopt.algos.offline.generative.diffusion_ql import (
+    DiffusionQLConfig,
+    cosine_learning_rates,
+    diffusion_ql_modules,
+    q_guided_update,
+    setup_diffusion_ql,
+)
 from policyopt.algos.offline.iql import awr_weights, expectile_loss
 from policyopt.nets import ValueCritic, default_init
 from policyopt.nets.generative import DiffusionPolicy
@@ -110,9 +115,7 @@ class EDP(GenerativeOfflineAlgorithm):
 
     def _setup(self) -> None:
         cfg = self.config
-        self.setup_actor(lambda: build_policy(cfg, self.obs_dim, self.act_dim), cfg.learning_rate)
-        self.setup_ema()
-        self.setup_critics(cfg.learning_rate)
+        setup_diffusion_ql(self)
         self._actor_loss = self.compiled(self.actor_loss)
         self.value = None
         if cfg.variant == "iql":
@@ -120,14 +123,7 @@ class EDP(GenerativeOfflineAlgorithm):
             self.optimizers["value"] = self.adam(self.value.parameters(), cfg.learning_rate)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {
-            "policy": self.policy,
-            "policy_ema": self.policy_ema,
-            "critic": self.critic,
-            "critic_target": self.critic_target,
-            "obs_normalizer": self.obs_normalizer,
-            **({"value": self.value} if self.value is not None else {}),
-        }
+        return {**diffusion_ql_modules(self), **({"value": self.value} if self.value is not None else {})}
 
     def approximate(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The action approximation on the batch's actions at k ~ U{0..K-1}."""
