@@ -369,6 +369,8 @@ def test_learn_rounds_up_to_whole_rollouts_and_says_so(capsys):
     agent.learn(1000)  # batches of 256
     assert agent.global_step == 1024
     assert "training to 1,024 env steps: total_steps=1,000 rounded up to whole rollouts" in capsys.readouterr().out
+    agent.learn(1100, progress=False)  # said without the progress bar too (DPPO ran 16,384 steps for 4,096 unsaid)
+    assert "training to 1,280 env steps: total_steps=1,100 rounded up to whole rollouts" in capsys.readouterr().out
     with pytest.raises(ValueError, match="total_steps must be a non-negative int"):
         agent.learn(-100)
 

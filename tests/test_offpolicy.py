@@ -224,3 +224,17 @@ def test_a_policy_that_cannot_be_rebuilt_asks_for_policy(tmp_path):
     loaded = SAC.load(tmp_path / "c.pt", policy=Unrecorded())
     obs = torch.randn(2, 3)
     assert torch.equal(loaded.act(obs, deterministic=True), agent.act(obs, deterministic=True))
+
+
+def test_a_run_that_ends_before_learning_starts_says_so():
+    """--total-steps below learning_starts trains nothing (DSRL's 3,000 against 5,000): a warning says so."""
+    agent = SAC(pendulum(), SACConfig(**{**SMALL, "learning_starts": 100}))
+    with pytest.warns(RuntimeWarning, match=r"training ends at 50 env steps, before learning starts at 100 \(learning_starts\)"):
+        agent.learn(50, progress=False)
+    assert agent.gradient_steps_done == 0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reaching learning_starts updates: no warning
+        agent.learn(100, progress=False)
+    assert agent.gradient_steps_done > 0

@@ -130,6 +130,11 @@ class Algorithm:
         """Env actions for a batch of raw observations on the device."""
         raise NotImplementedError
 
+    def budget_note(self, planned: int) -> str | None:
+        """What a run that stops at ``planned`` steps would silently not do, said as a warning by :meth:`learn`
+        (off-policy: a run that ends before learning starts); None when nothing."""
+        return None
+
     # --- compiled steps and optimisers ------------------------------------------------------
     def compiled(self, step: Callable[..., Any]) -> Callable[..., Any]:
         """``step`` under ``torch.compile`` when ``config.compile`` (on CUDA: CUDA graphs too), else itself."""
@@ -215,12 +220,14 @@ class Algorithm:
         per_iter = self.steps_per_iteration
         planned = self.global_step + max(0, math.ceil((total_steps - self.global_step) / per_iter)) * per_iter
         bar = tqdm(total=planned, initial=self.global_step, unit="step", disable=not progress, dynamic_ncols=True)
-        if progress and planned != max(total_steps, self.global_step):
-            bar.write(
+        write = bar.write if progress else (lambda line: print(line, flush=True))
+        if planned != max(total_steps, self.global_step):  # said with or without the progress bar
+            write(
                 f"{type(self).__name__}: training to {planned:,} {self.step_unit}: total_steps={total_steps:,} "
                 f"rounded up to whole {self.iteration_name} {per_iter:,}"
             )
-        write = bar.write if progress else (lambda line: print(line, flush=True))
+        if (note := self.budget_note(planned)) is not None:
+            warnings.warn(note, RuntimeWarning, stacklevel=2)
         if eval_env is not None and eval_every and self.global_step == 0:
             # the untrained policy's return: the baseline every learning curve starts from
             record = self._evaluate_and_report(eval_env, write, eval_seed)

@@ -164,6 +164,16 @@ class OffPolicyAlgorithm(Algorithm):
     def steps_per_iteration(self) -> int:
         return self.num_envs
 
+    def budget_note(self, planned: int) -> str | None:
+        starts = self.config.learning_starts
+        if planned >= starts or self.gradient_steps_done > 0:  # the iteration reaching learning_starts updates
+            return None
+        return (
+            f"{type(self).__name__}: training ends at {planned:,} env steps, before learning starts at {starts:,} "
+            f"(learning_starts): no gradient update will run; raise --total-steps above {starts:,} or lower "
+            "--algo.learning-starts"
+        )
+
     def iterate(self, progress: float) -> tuple[int, dict[str, torch.Tensor]]:
         cfg = self.config
         obs = self._reset_if_needed()
