@@ -296,17 +296,16 @@ def _train_locked(
     if is_main:
         for leftover in remove_temporary_files(run_dir, (f".{ckpt.name}.*.tmp",)):
             print(f"removed {leftover}, a partial checkpoint of an interrupted save")
-    started = ckpt.is_file() or (run_dir / METRICS_FILE).exists()
     if not args.resume and ckpt.is_file():
         # a new run would mix its metrics with the old ones and overwrite the old checkpoint
         raise FileExistsError(
             f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir "
             "(or delete that directory) to start a new one"
         )
-    if started and not ckpt.is_file():
+    if not ckpt.is_file() and (run_dir / METRICS_FILE).exists():
         # stopped before its first checkpoint: nothing to resume, so it starts again, its files kept aside
-        aside = move_aside(run_dir, "stopped-before-checkpoint")[0] if is_main else None
         if is_main:
+            aside = move_aside(run_dir, "stopped-before-checkpoint")[0]
             print(
                 f"{run_dir} holds a run that stopped before its first checkpoint; starting it again from step 0 "
                 f"(its files were moved to {aside})"
